@@ -1,0 +1,74 @@
+"""One frozen bag of every limit and timeout the core enforces.
+
+Each default is chosen to be safe on the public internet and says why beside it. The core reads
+``Config``; nothing else in the package holds a tunable number. Times are seconds on the driver's
+clock (the ``now`` it passes in), sizes are bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    # --- HTTP/1.1 request head -------------------------------------------------------------
+    # 64 KiB: h11 defaults to 16 KiB, nginx to 4 x 8 KiB buffers, node.js to 16 KiB; large
+    # cookie jars behind SSO proxies overflow 16 KiB in practice, and 64 KiB still bounds a
+    # connection's unparsed input to a small constant.  Exceeded -> 431.
+    max_head_size: int = 64 * 1024
+    # 8 KiB: Apache's LimitRequestLine is 8190; longer targets are almost always attacks or
+    # broken clients.  Exceeded -> 414.
+    max_target_length: int = 8 * 1024
+    # 100: Apache's LimitRequestFields default; no real browser sends more than ~30.
+    # Exceeded -> 431.
+    max_header_count: int = 100
+
+    # --- request bodies ----------------------------------------------------------------------
+    # 100 MiB, or None for no limit: large enough for ordinary uploads, small enough that one
+    # client cannot stream forever into an app that buffers.  Exceeded -> 413 (or an abort if
+    # the response already started).
+    max_body_size: int | None = 100 * 1024 * 1024
+    # 64 KiB of body received but not yet pulled by the app: above it the core asks the driver
+    # to stop reading (``wants_read``).  Uvicorn uses the same high-water mark.
+    body_buffer_size: int = 64 * 1024
+    # 64 KiB: after a response, a request body the app never read is read and thrown away up
+    # to this many bytes to keep the connection alive; past it the connection is closed, so a
+    # client cannot make us read a huge body nobody wants.
+    max_body_drain: int = 64 * 1024
+
+    # --- response output --------------------------------------------------------------------
+    # 64 KiB: the same high-water mark asyncio transports use.  Above it a stream is not
+    # ``writable`` and the driver holds the app's ``send()``.
+    output_high_water: int = 64 * 1024
+
+    # --- timers (seconds on the driver's clock) ------------------------------------------------
+    # 5 s: Uvicorn's and Hypercorn's default; an idle keep-alive connection is cheap for the
+    # client to reopen and costly for us to hold.
+    keep_alive_timeout: float = 5.0
+    # 20 s: the whole request head must arrive within this time of its first byte (a fixed
+    # deadline, not reset per byte, which is what defeats slowloris).  Apache's mod_reqtimeout
+    # uses 20-40 s.  Exceeded -> 408.
+    head_timeout: float = 20.0
+    # 10 s: after ``shutdown()`` in-flight requests may finish for this long, then are aborted.
+    # Long enough for ordinary responses, short enough for an orchestrator's kill timeout.
+    shutdown_timeout: float = 10.0
+
+    # --- scope and response decoration -------------------------------------------------------
+    # The ASGI ``root_path`` (mount point); it comes from configuration only (HTTP-SCOPE-09).
+    root_path: str = ""
+    # Added to responses that lack one (SRV-15); None to send no ``server`` header.
+    server_header: bytes | None = b"asgi-sansio"
+    # Add a ``date`` header (RFC 9110 6.6.1 says an origin server with a clock MUST).
+    date_header: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_head_size", "max_target_length", "max_header_count", "body_buffer_size",
+                     "output_high_water"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"Config.{name} must be positive")
+        if self.max_body_size is not None and self.max_body_size < 0:
+            raise ValueError("Config.max_body_size must be None or >= 0")
+        for name in ("keep_alive_timeout", "head_timeout", "shutdown_timeout", "max_body_drain"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Config.{name} must be >= 0")
