@@ -8,7 +8,7 @@ to the right app task.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,4 +52,4 @@ class ConnectionClosed:
     transport.  Emitted exactly once, always after every stream's ``StreamEnded``."""
 
 
-Event = Union[StreamStarted, StreamReadable, StreamWritable, StreamEnded, ConnectionClosed]
+Event = StreamStarted | StreamReadable | StreamWritable | StreamEnded | ConnectionClosed

@@ -1,0 +1,852 @@
+"""HTTP/1.1 as an ASGI connection, on h11.
+
+Two layers live here.  ``_H11Wire`` is the narrow seam around h11: it turns bytes into request
+heads, body chunks, end-of-message and parse errors, and writes response pieces back.  Nothing
+above it imports h11, so a faster strict parser can replace it later with h11 as its differential
+oracle.  ``HTTP11Connection`` maps those pieces to ASGI: one stream per request, answered in
+order (pipelined requests wait in h11's buffer, SRV-12), with the response rules of
+``_http_messages``.
+
+Where h11 is lax we are stricter (issue #2): a request carrying both Content-Length and
+Transfer-Encoding is answered and then the connection closed (RFC 9112 6.3); versions other than
+1.0/1.1 get 505; a malformed Host gets 400; CONNECT gets 501; leading empty lines are skipped
+(RFC 9112 2.2).
+
+Decisions worth knowing:
+* The response head is held back until the first body message (HTTP-TX-05), so an app that
+  fails between ``start`` and its first body still yields a clean 500, and the head and first
+  body leave in one write.
+* ``100 Continue`` is lazy: sent only when the app asks for body it does not have yet (SRV-05).
+* The peer half-closing (EOF) is treated as the peer leaving, as Uvicorn does.
+* A body the app never read is drained after the response up to ``max_body_drain`` bytes to
+  keep the connection; beyond that (or when the client still waits for ``100 Continue``) the
+  response carries ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import h11
+
+from . import _http_messages as msgs
+from ._config import Config
+from ._errors import AppMisuseError, ClientDisconnected, DriverMisuseError
+from ._events import (
+    ConnectionClosed,
+    Event,
+    StreamEnded,
+    StreamReadable,
+    StreamStarted,
+)
+from ._http_messages import Resp
+
+_ASGI_VERSION = "3.0"
+_SPEC_VERSION = "2.5"
+
+_REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+_NO_BODY_STATUS = frozenset({204, 304})
+
+# RFC 9110 7.2 / RFC 3986 3.2.2: host = IP-literal / IPv4address / reg-name, then [":" port].
+_HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+
+_date_cache: tuple[int, bytes] = (-1, b"")
+
+
+def http_date(unix_time: float) -> bytes:
+    """RFC 9110 IMF-fixdate, cached per second: it only changes once a second."""
+    global _date_cache
+    second = int(unix_time)
+    if _date_cache[0] != second:
+        _date_cache = (second, formatdate(second, usegmt=True).encode("ascii"))
+    return _date_cache[1]
+
+
+# --------------------------------------------------------------------------------------------
+# The h11 seam
+# --------------------------------------------------------------------------------------------
+
+
+class RequestHead:
+    __slots__ = ("headers", "method", "target", "version")
+
+    def __init__(
+        self, method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+
+
+class ParseError:
+    __slots__ = ("detail", "status")
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NEED_DATA = _Marker("NEED_DATA")  # feed more bytes
+PAUSED = _Marker("PAUSED")  # the request is complete; the next one waits for the response
+END = _Marker("END")  # the request body is complete
+CLOSED = _Marker("CLOSED")  # the peer closed cleanly between requests
+
+WireItem = RequestHead | bytes | ParseError | _Marker
+
+
+class _H11Wire:
+    """Bytes to request pieces and response pieces to bytes, through h11.
+
+    ``next_item()`` returns a ``RequestHead``, a body chunk (``bytes``), ``END``,
+    ``NEED_DATA``, ``PAUSED``, ``CLOSED`` or a ``ParseError`` with the status to answer.
+    """
+
+    __slots__ = ("_at_line_start", "_config", "_conn", "_line_bytes")
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head_size)
+        self._at_line_start = True  # no byte of the current request line seen yet
+        self._line_bytes = 0  # bytes of the request line seen so far, for the 414 check
+
+    def feed(self, data: bytes) -> ParseError | None:
+        conn = self._conn
+        if not data:
+            conn.receive_data(b"")
+            return None
+        if conn.their_state is h11.IDLE:
+            if self._at_line_start:
+                # RFC 9112 2.2: ignore empty lines before a request line.
+                data = data.lstrip(b"\r\n")
+                if not data:
+                    return None
+                self._at_line_start = False
+            if self._line_bytes >= 0:
+                newline = data.find(b"\n")
+                if newline < 0:
+                    self._line_bytes += len(data)
+                else:
+                    self._line_bytes += newline
+                    self._line_bytes = -self._line_bytes - 1  # seen the whole line
+                # Method, spaces and "HTTP/1.1" take a few bytes beyond the target itself.
+                line = self._line_bytes if self._line_bytes >= 0 else -self._line_bytes - 1
+                if line > self._config.max_target_length + 32:
+                    return ParseError(414, "request target too long")
+        conn.receive_data(data)
+        return None
+
+    def next_item(self) -> WireItem:
+        try:
+            event = self._conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            return ParseError(exc.error_status_hint, str(exc))
+        etype = type(event)
+        if etype is h11.Data:
+            return bytes(event.data)  # type: ignore[union-attr]
+        if etype is h11.Request:
+            req: h11.Request = event  # type: ignore[assignment]
+            return RequestHead(req.method, req.target, req.http_version, list(req.headers))
+        if etype is h11.EndOfMessage:
+            return END
+        if event is h11.NEED_DATA:
+            return NEED_DATA
+        if event is h11.PAUSED:
+            return PAUSED
+        return CLOSED  # h11.ConnectionClosed
+
+    @property
+    def client_waits_for_100(self) -> bool:
+        return self._conn.they_are_waiting_for_100_continue
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._conn.our_state is not h11.MUST_CLOSE
+
+    @property
+    def request_line_seen(self) -> bool:
+        return not self._at_line_start
+
+    def next_cycle(self) -> bool:
+        """Start the next request/response cycle; False if the connection must close."""
+        conn = self._conn
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            return False
+        conn.start_next_cycle()
+        self._at_line_start = True
+        self._line_bytes = 0
+        pending, closed = conn.trailing_data
+        if pending[:1] in (b"\r", b"\n"):
+            # Pipelined bytes start with empty lines: h11 would refuse them, so restart
+            # the parser on the stripped bytes.
+            self._conn = h11.Connection(
+                h11.SERVER, max_incomplete_event_size=self._config.max_head_size
+            )
+            self.feed(pending)
+            if closed:
+                self._conn.receive_data(b"")
+        elif pending:
+            self._at_line_start = False
+        return True
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def make_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> h11.Response:
+        """Build (and so validate) a response head; h11 refuses bad header grammar here."""
+        return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
+
+    def write(self, event: h11.Event) -> bytes:
+        return self._conn.send(event) or b""
+
+    def write_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        event = h11.InformationalResponse(
+            status_code=status, headers=headers, reason=_REASONS.get(status, b"")
+        )
+        return self._conn.send(event) or b""
+
+    def write_body(self, data: bytes) -> bytes:
+        return self._conn.send(h11.Data(data=data)) or b""
+
+    def write_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        event = h11.EndOfMessage(headers=trailers) if trailers else h11.EndOfMessage()
+        return self._conn.send(event) or b""
+
+    def can_respond(self) -> bool:
+        return self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+
+    def response_ended(self) -> bool:
+        return self._conn.our_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
+    def write_error(self, status: int, close: bool = True) -> bytes:
+        """A short plain-text answer for a request the app never saw."""
+        body = _REASONS.get(status, b"Error")
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+        ]
+        if close:
+            headers.append((b"connection", b"close"))
+        conn = self._conn
+        if conn.our_state is h11.ERROR:
+            return b""
+        try:
+            if conn.their_state is h11.ERROR or conn.our_state is not h11.SEND_RESPONSE:
+                # h11 cannot frame a response to a request it refused: write it by hand.
+                head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
+                return head + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + body
+            return (
+                self.write(self.make_head(status, headers))
+                + self.write_body(body)
+                + self.write_end()
+            )
+        except h11.LocalProtocolError:
+            return b""
+
+
+# --------------------------------------------------------------------------------------------
+# ASGI over HTTP/1.1
+# --------------------------------------------------------------------------------------------
+
+
+class _Stream:
+    """One request/response exchange and the app instance serving it."""
+
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "body_done",
+        "chunked",
+        "close_after",
+        "declared_length",
+        "delivered_end",
+        "drain_left",
+        "ended",
+        "extensions",
+        "gone",
+        "head_event",
+        "is_head",
+        "no_body",
+        "received",
+        "resp",
+        "sent",
+        "stream_id",
+        "trailer_headers",
+        "trailers",
+        "version",
+        "waiting",
+    )
+
+    def __init__(self, stream_id: int, version: bytes, is_head: bool) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.is_head = is_head
+        # Request side.
+        self.body: deque[bytes] = deque()
+        self.body_bytes = 0  # queued for the app, not yet received
+        self.received = 0  # total body bytes read from the wire
+        self.body_done = False  # the parser saw the end of the request body
+        self.delivered_end = False  # the app got http.request with more_body=False
+        self.waiting = False  # receive() returned None, so a StreamReadable is owed
+        self.drain_left = -1  # >= 0: the response is done, discard up to this many bytes
+        # Response side.
+        self.resp = Resp.INIT
+        self.head_event: h11.Response | None = None
+        self.declared_length: int | None = None
+        self.sent = 0
+        self.no_body = False  # HEAD, 204, 304: body bytes are dropped (SRV-03, SRV-04)
+        self.trailers = False  # the app declared trailers=True
+        self.trailer_headers: list[tuple[bytes, bytes]] = []
+        self.extensions: dict[str, Any] = {}
+        self.close_after = False
+        # Both.
+        self.ended = False  # StreamEnded was emitted
+        self.gone = False  # the peer left or the exchange was aborted
+
+
+class HTTP11Connection:
+    """ASGI over one HTTP/1.1 connection.  See ``ServerConnection`` for the contract."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: float,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        tls: dict[str, Any] | None,
+        state: dict[str, Any] | None,
+        wall_offset: float,
+    ) -> None:
+        self.config = config
+        self._wire = _H11Wire(config)
+        self._client = client
+        self._server = server
+        self._scheme = "https" if tls is not None else "http"
+        self._tls = tls
+        self._state = state
+        self._wall_offset = wall_offset
+        self._root_path = config.root_path
+        self._root_path_raw = config.root_path.encode("utf-8")
+        self._streams: dict[int, _Stream] = {}
+        self._current: _Stream | None = None  # the exchange being read or answered
+        self._next_id = 1
+        self._out: list[bytes] = []
+        self._events: list[Event] = []
+        self.closed = False
+        self._now = now  # the latest time the driver told us, for calls that take none
+        self._eof = False
+        self._paused_input = False  # bytes of a pipelined request wait in the parser
+        self._shutting_down = False
+        self._idle_deadline: float | None = now + config.keep_alive_timeout
+        self._head_deadline: float | None = None
+        self._shutdown_deadline: float | None = None
+
+    # -- contract: output ------------------------------------------------------------------
+
+    def pop_events(self) -> list[Event]:
+        events = self._events
+        self._events = []
+        return events
+
+    def data_to_send(self) -> bytes:
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def abandon(self) -> None:
+        """Drop this connection without a word (another protocol took the socket)."""
+        self.closed = True
+        self._idle_deadline = self._head_deadline = self._shutdown_deadline = None
+
+    @property
+    def wants_read(self) -> bool:
+        if self.closed or self._eof:
+            return False
+        stream = self._current
+        if stream is None:
+            return True
+        if stream.body_done:
+            # Keep reading to notice the client leaving (HTTP-RX-06), but not to pile up
+            # pipelined requests.
+            return not self._paused_input
+        return stream.body_bytes < self.config.body_buffer_size
+
+    def writable(self, stream_id: int) -> bool:
+        # Output goes to the driver after every call, so the core never holds more than one
+        # message's worth; the driver adds its transport's own high-water mark.
+        return True
+
+    # -- contract: input -------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        if self.closed:
+            return
+        self._now = now
+        if not data:
+            self._eof = True
+            self._wire.feed(b"")
+            self._process(now)
+            # A half-close counts as the client leaving (see the module docstring).
+            self._close()
+            return
+        stream = self._current
+        if stream is None:
+            if self._head_deadline is None:
+                # The first byte of a request head starts its deadline (slowloris defence).
+                self._head_deadline = now + self.config.head_timeout
+                self._idle_deadline = None
+        elif stream.body_done and stream.resp is not Resp.DONE:
+            self._paused_input = True
+        error = self._wire.feed(data)
+        if error is not None:
+            self._parse_error(error)
+            return
+        self._process(now)
+
+    def _process(self, now: float) -> None:
+        """Pull items from the parser while the current exchange can take them."""
+        wire = self._wire
+        limit = self.config.body_buffer_size
+        while not self.closed:
+            stream = self._current
+            if stream is not None and (stream.body_done or stream.body_bytes >= limit):
+                return
+            item = wire.next_item()
+            itype = type(item)
+            if itype is bytes:
+                assert stream is not None
+                self._body_chunk(stream, item)  # type: ignore[arg-type]
+            elif item is END:
+                assert stream is not None
+                stream.body_done = True
+                if stream.drain_left >= 0:
+                    self._next_cycle(now)
+                elif stream.waiting:
+                    stream.waiting = False
+                    self._events.append(StreamReadable(stream.stream_id))
+            elif itype is RequestHead:
+                self._request_head(item)  # type: ignore[arg-type]
+            elif itype is ParseError:
+                self._parse_error(item)  # type: ignore[arg-type]
+                return
+            elif item is CLOSED:
+                self._close()
+                return
+            else:  # NEED_DATA or PAUSED
+                return
+
+    def _body_chunk(self, stream: _Stream, data: bytes) -> None:
+        stream.received += len(data)
+        if stream.drain_left >= 0:
+            stream.drain_left -= len(data)
+            if stream.drain_left < 0:
+                self._close()  # more unread body than we are willing to throw away
+            return
+        max_body = self.config.max_body_size
+        if max_body is not None and stream.received > max_body:
+            # Past the limit: 413 if the response has not started, else abort.
+            stream.body.clear()
+            stream.body_bytes = 0
+            if stream.resp in (Resp.INIT, Resp.HEAD):
+                self._out.append(self._wire.write_error(413))
+            self._close()
+            return
+        stream.body.append(data)
+        stream.body_bytes += len(data)
+        if stream.waiting:
+            stream.waiting = False
+            self._events.append(StreamReadable(stream.stream_id))
+
+    # -- request heads ---------------------------------------------------------------------
+
+    def _request_head(self, head: RequestHead) -> None:
+        self._head_deadline = None
+        self._idle_deadline = None
+        self._paused_input = False
+        if head.version not in (b"1.1", b"1.0"):
+            self._reject(505)
+            return
+        headers = head.headers
+        if len(headers) > self.config.max_header_count:
+            self._reject(431)
+            return
+        method = head.method
+        target = head.target
+        if method == b"CONNECT":
+            self._reject(501)  # SRV-17: we are not a proxy
+            return
+        host_index = -1
+        te_trailers = False
+        content_length: int | None = None
+        transfer_encoding = False
+        for index, (name, value) in enumerate(headers):
+            if name == b"host":
+                host_index = index
+                if _HOST_RE.fullmatch(value) is None:
+                    self._reject(400)
+                    return
+            elif name == b"te":
+                te_trailers = msgs.has_token(value, b"trailers")
+            elif name == b"content-length":
+                content_length = int(value)  # h11 checked it is digits
+            elif name == b"transfer-encoding":
+                transfer_encoding = True
+        max_body = self.config.max_body_size
+        if (
+            content_length is not None
+            and not transfer_encoding
+            and max_body is not None
+            and content_length > max_body
+        ):
+            self._reject(413)
+            return
+        if target[:1] != b"/":
+            if target == b"*" and method == b"OPTIONS":
+                pass  # SRV-17: path "*"
+            elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+                # Absolute form (RFC 9112 3.2.2): the target's authority replaces Host.
+                rest = target.split(b"://", 1)[1]
+                cut = len(rest)
+                for sep in (b"/", b"?"):
+                    found = rest.find(sep)
+                    if 0 <= found < cut:
+                        cut = found
+                authority, target = rest[:cut], rest[cut:]
+                if not authority or _HOST_RE.fullmatch(authority) is None:
+                    self._reject(400)
+                    return
+                if target[:1] != b"/":
+                    target = b"/" + target
+                headers = list(headers)
+                if host_index >= 0:
+                    headers[host_index] = (b"host", authority)
+                else:
+                    headers.insert(0, (b"host", authority))
+            else:
+                self._reject(400)
+                return
+
+        stream = _Stream(self._next_id, head.version, method == b"HEAD")
+        self._next_id += 1
+        if content_length is not None and transfer_encoding:
+            stream.close_after = True  # RFC 9112 6.3: a smuggling attempt or a broken proxy
+        extensions: dict[str, Any] = {"http.response.early_hint": {}}
+        if te_trailers and head.version == b"1.1":
+            extensions["http.response.trailers"] = {}
+        if self._tls is not None:
+            extensions["tls"] = self._tls
+        stream.extensions = extensions
+
+        raw_path, _, query = target.partition(b"?")
+        if b"%" in raw_path:
+            path = unquote(raw_path.decode("ascii"), errors="replace")
+        else:
+            path = raw_path.decode("ascii")
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": _ASGI_VERSION, "spec_version": _SPEC_VERSION},
+            "http_version": "1.1" if head.version == b"1.1" else "1.0",
+            "server": self._server,
+            "client": self._client,
+            "scheme": self._scheme,
+            "method": method.decode("ascii"),
+            "root_path": self._root_path,
+            "path": self._root_path + path,
+            "raw_path": self._root_path_raw + raw_path,
+            "query_string": query,
+            "headers": headers,
+            "extensions": extensions,
+        }
+        if self._state is not None:
+            scope["state"] = self._state.copy()  # LIFE-11: a shallow copy per request
+        self._streams[stream.stream_id] = stream
+        self._current = stream
+        self._events.append(StreamStarted(stream.stream_id, scope))
+
+    def _reject(self, status: int) -> None:
+        """Answer a request the app will never see, then close (issue #2: bad input)."""
+        self._out.append(self._wire.write_error(status))
+        self._close()
+
+    def _parse_error(self, error: ParseError) -> None:
+        stream = self._current
+        # Nothing to say to a peer that already left; otherwise answer if no response began.
+        if not self._eof and (stream is None or stream.resp in (Resp.INIT, Resp.HEAD)):
+            self._out.append(self._wire.write_error(error.status))
+        self._close()
+
+    # -- contract: the app's receive ---------------------------------------------------------
+
+    def receive(self, stream_id: int) -> dict[str, Any] | None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise DriverMisuseError(f"no stream {stream_id} on this connection")
+        if stream.ended:
+            return {"type": "http.disconnect"}  # HTTP-RX-04: on every call once over
+        if stream.body:
+            body = stream.body
+            data = body.popleft() if len(body) == 1 else b"".join(body)
+            body.clear()
+            was_full = stream.body_bytes >= self.config.body_buffer_size
+            stream.body_bytes = 0
+            if was_full:
+                self._process(self._now)  # room again: parse what the parser holds
+            more = not stream.body_done or bool(stream.body)
+            if not more:
+                stream.delivered_end = True
+            return {"type": "http.request", "body": data, "more_body": more}
+        if not stream.body_done:
+            if stream.resp is Resp.INIT and self._wire.client_waits_for_100:
+                # SRV-05: lazy 100 Continue, only now that the app asks for the body.
+                self._out.append(self._wire.write_informational(100, []))
+            stream.waiting = True
+            return None
+        if not stream.delivered_end:
+            # HTTP-RX-02: at least one http.request, even for an empty body.
+            stream.delivered_end = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        stream.waiting = True  # HTTP-RX-06: wait for the response to end or the client to go
+        return None
+
+    # -- contract: the app's send ------------------------------------------------------------
+
+    def send(self, stream_id: int, message: dict[str, Any], now: float) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise DriverMisuseError(f"no stream {stream_id} on this connection")
+        if stream.gone:
+            raise ClientDisconnected(f"stream {stream_id}: the client disconnected")
+        self._now = now
+        try:
+            mtype = msgs.check_transition(stream.resp, message, stream.extensions)
+            if mtype == msgs.BODY:
+                self._send_body(stream, message, now)
+            elif mtype == msgs.START:
+                self._send_start(stream, message, now)
+            elif mtype == msgs.TRAILERS:
+                self._send_trailers(stream, message, now)
+            else:
+                self._send_early_hint(stream, message)
+        except AppMisuseError:
+            self._fail(stream, now)
+            raise
+
+    def _send_start(self, stream: _Stream, message: dict[str, Any], now: float) -> None:
+        status, headers, trailers = msgs.validate_start(message)
+        config = self.config
+        has_date = has_server = False
+        declared: int | None = None
+        clean: list[tuple[bytes, bytes]] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"transfer-encoding":
+                continue  # HTTP-TX-03: the server owns the framing
+            if lname == b"content-length":
+                if declared is not None or not value.isdigit():
+                    raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
+                declared = int(value)
+            elif lname == b"date":
+                has_date = True
+            elif lname == b"server":
+                has_server = True
+            clean.append((name, value))
+        if not has_date and config.date_header:
+            clean.append((b"date", http_date(now + self._wall_offset)))
+        if not has_server and config.server_header is not None:
+            clean.append((b"server", config.server_header))
+        if (
+            stream.close_after
+            or self._shutting_down
+            or (
+                not stream.body_done
+                and (self._wire.client_waits_for_100 or stream.received > config.max_body_drain)
+            )
+        ):
+            # We already know the connection ends after this response: say so (RFC 9112 9.6).
+            clean.append((b"connection", b"close"))
+            stream.close_after = True
+        if trailers and "http.response.trailers" not in stream.extensions:
+            raise AppMisuseError(
+                msgs.START, "EXT-TRAILERS-05", "trailers=True but the extension is not in scope"
+            )
+        try:
+            stream.head_event = self._wire.make_head(status, clean)
+        except h11.LocalProtocolError as exc:
+            raise AppMisuseError(msgs.START, "SRV-10", f"invalid response head: {exc}") from None
+        stream.no_body = stream.is_head or status in _NO_BODY_STATUS
+        stream.declared_length = declared
+        # EXT-TRAILERS-04: trailers need chunked framing; otherwise they are dropped.
+        stream.trailers = trailers
+        stream.resp = Resp.HEAD
+
+    def _send_body(self, stream: _Stream, message: dict[str, Any], now: float) -> None:
+        body, more = msgs.validate_body(message)
+        out = self._out
+        if stream.resp is Resp.HEAD:
+            head = stream.head_event
+            assert head is not None
+            stream.head_event = None
+            out.append(self._wire.write(head))
+            stream.resp = Resp.BODY
+        declared = stream.declared_length
+        if body and not stream.no_body:
+            stream.sent += len(body)
+            if declared is not None and stream.sent > declared:
+                raise AppMisuseError(msgs.BODY, "SRV-01", f"body exceeds content-length {declared}")
+            out.append(self._wire.write_body(body))
+        if more:
+            return
+        if declared is not None and stream.sent < declared and not stream.no_body:
+            raise AppMisuseError(
+                msgs.BODY, "SRV-02", f"response ended after {stream.sent} of {declared} bytes"
+            )
+        if stream.trailers:
+            stream.resp = Resp.TRAILERS  # HTTP-TX-09: wait for http.response.trailers
+            return
+        out.append(self._wire.write_end())
+        self._response_done(stream, now)
+
+    def _send_trailers(self, stream: _Stream, message: dict[str, Any], now: float) -> None:
+        headers, more = msgs.validate_trailers(message)
+        stream.trailer_headers.extend(headers)
+        if more:
+            return
+        chunked = (
+            stream.declared_length is None and not stream.no_body and stream.version == b"1.1"
+        )
+        # EXT-TRAILERS-04: without chunked framing there is nowhere to put them.
+        trailers = stream.trailer_headers if chunked else None
+        try:
+            self._out.append(self._wire.write_end(trailers))
+        except h11.LocalProtocolError as exc:
+            raise AppMisuseError(msgs.TRAILERS, "SRV-10", f"invalid trailer: {exc}") from None
+        self._response_done(stream, now)
+
+    def _send_early_hint(self, stream: _Stream, message: dict[str, Any]) -> None:
+        links = msgs.validate_early_hint(message)
+        if stream.resp is not Resp.INIT or stream.version != b"1.1" or not links:
+            return  # EXT-HINT-04: after start (or to HTTP/1.0) it is dropped, never raised
+        try:
+            self._out.append(self._wire.write_informational(103, [(b"link", x) for x in links]))
+        except h11.LocalProtocolError as exc:
+            raise AppMisuseError(msgs.EARLY_HINT, "SRV-10", f"invalid link: {exc}") from None
+
+    def _response_done(self, stream: _Stream, now: float) -> None:
+        stream.resp = Resp.DONE
+        self._end_stream(stream)
+        if stream.close_after or self._shutting_down or not self._wire.keep_alive:
+            self._close()
+        elif not stream.body_done:
+            # SRV-07: the app left body unread; throw it away (bounded) before the next request.
+            stream.body.clear()
+            stream.body_bytes = 0
+            stream.drain_left = self.config.max_body_drain
+            self._process(now)
+        else:
+            self._next_cycle(now)
+
+    def _next_cycle(self, now: float) -> None:
+        self._current = None
+        self._paused_input = False
+        if not self._wire.next_cycle():
+            self._close()
+            return
+        self._idle_deadline = now + self.config.keep_alive_timeout
+        if self._wire.request_line_seen:
+            self._head_deadline = now + self.config.head_timeout
+            self._idle_deadline = None
+        self._process(now)
+
+    # -- the app's end ---------------------------------------------------------------------
+
+    def app_finished(self, stream_id: int, now: float, exc: BaseException | None) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise DriverMisuseError(f"no stream {stream_id} on this connection")
+        self._now = now
+        self._fail(stream, now)
+        del self._streams[stream_id]
+
+    def _fail(self, stream: _Stream, now: float) -> None:
+        """The app broke or abandoned the exchange: a 500 if nothing went out yet, else an
+        abort (HTTP-ERR-01/02).  A no-op once the response is complete or the peer is gone."""
+        if stream.gone or stream.resp is Resp.DONE:
+            return
+        if stream.resp in (Resp.INIT, Resp.HEAD):
+            stream.head_event = None
+            close = not stream.body_done or stream.close_after or self._shutting_down
+            self._out.append(self._wire.write_error(500, close=close))
+            stream.close_after = close
+            self._response_done(stream, now)
+            return
+        # Abort: close with no chunked terminator, so the client sees a truncated response.
+        self._close()
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def _end_stream(self, stream: _Stream) -> None:
+        if not stream.ended:
+            stream.ended = True
+            self._events.append(StreamEnded(stream.stream_id))
+        if stream.waiting:
+            stream.waiting = False
+            self._events.append(StreamReadable(stream.stream_id))
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for stream in self._streams.values():
+            stream.gone = True
+            self._end_stream(stream)
+        self._current = None
+        self._idle_deadline = self._head_deadline = self._shutdown_deadline = None
+        self._events.append(ConnectionClosed())
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        timer = self._idle_deadline
+        for deadline in (self._head_deadline, self._shutdown_deadline):
+            if deadline is not None and (timer is None or deadline < timer):
+                timer = deadline
+        return timer
+
+    def handle_timer(self, now: float) -> None:
+        if self.closed:
+            return
+        self._now = now
+        if self._shutdown_deadline is not None and now >= self._shutdown_deadline:
+            self._close()
+        elif self._head_deadline is not None and now >= self._head_deadline:
+            self._out.append(self._wire.write_error(408))
+            self._close()
+        elif self._idle_deadline is not None and now >= self._idle_deadline:
+            self._close()
+
+    def shutdown(self, now: float) -> None:
+        if self.closed or self._shutting_down:
+            return
+        self._now = now
+        self._shutting_down = True
+        if self._current is None:
+            self._close()  # idle (or a head half-read): nothing in flight to finish
+        else:
+            self._shutdown_deadline = now + self.config.shutdown_timeout
