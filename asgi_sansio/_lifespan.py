@@ -240,7 +240,7 @@ class Lifespan:
 
         Raises ``AppMisuseError`` for anything but a lifespan answer (rule ``MAIN-09``), an
         answer out of order or before the app received what it answers (``LIFE-09``), or a
-        ``message`` that is present and not a str (``MAIN-09``).  Extra keys are ignored
+        failure whose ``message`` is present and not a str (``MAIN-09``).  Extra keys are ignored
         (MAIN-10).  Before raising, it settles the protocol as the module docstring describes
         and queues the matching event, unless the status was already terminal.
         """
@@ -267,7 +267,8 @@ class Lifespan:
             detail = f"answered {self._pending['type']} before receiving it"
             self._misuse(AppMisuseError(type_, "LIFE-09", detail), _ON_BAD_ANSWER)
 
-        text = message.get("message", "")
+        # "message" is a field of the two failures only; on a complete it is an extra key (MAIN-10).
+        text = message.get("message", "") if type_ in (_STARTUP_FAILED, _SHUTDOWN_FAILED) else ""
         if not isinstance(text, str):
             detail = f"'message' must be a str, not {type(text).__name__}"
             self._misuse(AppMisuseError(type_, "MAIN-09", detail), _ON_BAD_ANSWER)
