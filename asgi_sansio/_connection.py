@@ -104,12 +104,12 @@ class ServerConnection:
                 self._h1.receive_data(b"", now)
                 return
             sniff += data
-            if H2_PREFACE.startswith(sniff):
-                self._sniff = sniff
-                return
             if sniff.startswith(H2_PREFACE):
                 self._sniff = None
                 self._refuse_h2()
+                return
+            if H2_PREFACE.startswith(sniff):
+                self._sniff = sniff
                 return
             self._sniff = None
             data = sniff

@@ -179,6 +179,11 @@ class _H11Wire:
         return self._conn.our_state is not h11.MUST_CLOSE
 
     @property
+    def buffered(self) -> int:
+        """Bytes received but not yet parsed (pipelined input waiting for its turn)."""
+        return len(self._conn._receive_buffer)
+
+    @property
     def request_line_seen(self) -> bool:
         return not self._at_line_start
 
@@ -350,7 +355,6 @@ class HTTP11Connection:
         self.closed = False
         self._now = now  # the latest time the driver told us, for calls that take none
         self._eof = False
-        self._paused_input = False  # bytes of a pipelined request wait in the parser
         self._shutting_down = False
         self._idle_deadline: float | None = now + config.keep_alive_timeout
         self._head_deadline: float | None = None
@@ -385,7 +389,7 @@ class HTTP11Connection:
         if stream.body_done:
             # Keep reading to notice the client leaving (HTTP-RX-06), but not to pile up
             # pipelined requests.
-            return not self._paused_input
+            return not self._wire.buffered
         return stream.body_bytes < self.config.body_buffer_size
 
     def writable(self, stream_id: int) -> bool:
@@ -406,14 +410,10 @@ class HTTP11Connection:
             # A half-close counts as the client leaving (see the module docstring).
             self._close()
             return
-        stream = self._current
-        if stream is None:
-            if self._head_deadline is None:
-                # The first byte of a request head starts its deadline (slowloris defence).
-                self._head_deadline = now + self.config.head_timeout
-                self._idle_deadline = None
-        elif stream.body_done and stream.resp is not Resp.DONE:
-            self._paused_input = True
+        if self._current is None and self._head_deadline is None:
+            # The first byte of a request head starts its deadline (slowloris defence).
+            self._head_deadline = now + self.config.head_timeout
+            self._idle_deadline = None
         error = self._wire.feed(data)
         if error is not None:
             self._parse_error(error)
@@ -479,7 +479,6 @@ class HTTP11Connection:
     def _request_head(self, head: RequestHead) -> None:
         self._head_deadline = None
         self._idle_deadline = None
-        self._paused_input = False
         if head.version not in (b"1.1", b"1.0"):
             self._reject(505)
             return
@@ -496,7 +495,9 @@ class HTTP11Connection:
         te_trailers = False
         content_length: int | None = None
         transfer_encoding = False
+        head_size = len(target)
         for index, (name, value) in enumerate(headers):
+            head_size += len(name) + len(value)
             if name == b"host":
                 host_index = index
                 if _HOST_RE.fullmatch(value) is None:
@@ -508,6 +509,11 @@ class HTTP11Connection:
                 content_length = int(value)  # h11 checked it is digits
             elif name == b"transfer-encoding":
                 transfer_encoding = True
+        if head_size > self.config.max_head_size:
+            # h11 bounds only a head that is still incomplete; one that arrived whole is
+            # measured here.
+            self._reject(431)
+            return
         max_body = self.config.max_body_size
         if (
             content_length is not None
@@ -764,7 +770,6 @@ class HTTP11Connection:
 
     def _next_cycle(self, now: float) -> None:
         self._current = None
-        self._paused_input = False
         if not self._wire.next_cycle():
             self._close()
             return
