@@ -1,11 +1,11 @@
 """HTTP/1.1 as an ASGI connection, on h11.
 
 Two layers live here.  ``_H11Wire`` is the narrow seam around h11: it turns bytes into request
-heads, body chunks, end-of-message and parse errors, and writes response pieces back.  Nothing
-above it imports h11, so a faster strict parser can replace it later with h11 as its differential
-oracle.  ``HTTP11Connection`` maps those pieces to ASGI: one stream per request, answered in
-order (pipelined requests wait in h11's buffer, SRV-12), with the response rules of
-``_http_messages``.
+heads, body chunks, end-of-message and parse errors.  Nothing above it touches h11, so a faster
+strict parser can replace it later with h11 as its differential oracle.  Responses are written
+by ``_h1writer`` (see its docstring for why not by h11).  ``HTTP11Connection`` maps those
+pieces to ASGI: one stream per request, answered in order (pipelined requests wait in h11's
+buffer, SRV-12), with the response rules of ``_http_messages``.
 
 Where h11 is lax we are stricter (issue #2): a request carrying both Content-Length and
 Transfer-Encoding is answered and then the connection closed (RFC 9112 6.3); versions other than
@@ -28,12 +28,12 @@ from __future__ import annotations
 import re
 from collections import deque
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 import h11
 
+from . import _h1writer as writer
 from . import _http_messages as msgs
 from ._config import Config
 from ._errors import AppMisuseError, ClientDisconnected, DriverMisuseError
@@ -49,7 +49,6 @@ from ._http_messages import Resp
 _ASGI_VERSION = "3.0"
 _SPEC_VERSION = "2.5"
 
-_REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
 
 # RFC 9110 7.2 / RFC 3986 3.2.2: host = IP-literal / IPv4address / reg-name, then [":" port].
@@ -111,7 +110,7 @@ WireItem = RequestHead | bytes | ParseError | _Marker
 
 
 class _H11Wire:
-    """Bytes to request pieces and response pieces to bytes, through h11.
+    """Bytes to request pieces, through h11 (responses are written by ``_h1writer``).
 
     ``next_item()`` returns a ``RequestHead``, a body chunk (``bytes``), ``END``,
     ``NEED_DATA``, ``PAUSED``, ``CLOSED`` or a ``ParseError`` with the status to answer.
@@ -172,11 +171,8 @@ class _H11Wire:
 
     @property
     def client_waits_for_100(self) -> bool:
+        """The request said ``Expect: 100-continue`` (HTTP/1.1 only) and no body came yet."""
         return self._conn.they_are_waiting_for_100_continue
-
-    @property
-    def keep_alive(self) -> bool:
-        return self._conn.our_state is not h11.MUST_CLOSE
 
     @property
     def buffered(self) -> int:
@@ -187,80 +183,22 @@ class _H11Wire:
     def request_line_seen(self) -> bool:
         return not self._at_line_start
 
-    def next_cycle(self) -> bool:
-        """Start the next request/response cycle; False if the connection must close."""
-        conn = self._conn
-        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-            return False
-        conn.start_next_cycle()
+    def next_cycle(self) -> None:
+        """Start parsing the next request.
+
+        We write responses ourselves (``_h1writer``), so h11's own cycle never completes: a
+        fresh h11 connection takes over the bytes the old one had not parsed (about 1 us).
+        """
+        pending, closed = self._conn.trailing_data
+        self._conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self._config.max_head_size
+        )
         self._at_line_start = True
         self._line_bytes = 0
-        pending, closed = conn.trailing_data
-        if pending[:1] in (b"\r", b"\n"):
-            # Pipelined bytes start with empty lines: h11 would refuse them, so restart
-            # the parser on the stripped bytes.
-            self._conn = h11.Connection(
-                h11.SERVER, max_incomplete_event_size=self._config.max_head_size
-            )
+        if pending:
             self.feed(pending)
-            if closed:
-                self._conn.receive_data(b"")
-        elif pending:
-            self._at_line_start = False
-        return True
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def make_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> h11.Response:
-        """Build (and so validate) a response head; h11 refuses bad header grammar here."""
-        return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
-
-    def write(self, event: h11.Event) -> bytes:
-        return self._conn.send(event) or b""
-
-    def write_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        event = h11.InformationalResponse(
-            status_code=status, headers=headers, reason=_REASONS.get(status, b"")
-        )
-        return self._conn.send(event) or b""
-
-    def write_body(self, data: bytes) -> bytes:
-        return self._conn.send(h11.Data(data=data)) or b""
-
-    def write_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
-        event = h11.EndOfMessage(headers=trailers) if trailers else h11.EndOfMessage()
-        return self._conn.send(event) or b""
-
-    def can_respond(self) -> bool:
-        return self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
-
-    def response_ended(self) -> bool:
-        return self._conn.our_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
-
-    def write_error(self, status: int, close: bool = True) -> bytes:
-        """A short plain-text answer for a request the app never saw."""
-        body = _REASONS.get(status, b"Error")
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode("ascii")),
-        ]
-        if close:
-            headers.append((b"connection", b"close"))
-        conn = self._conn
-        if conn.our_state is h11.ERROR:
-            return b""
-        try:
-            if conn.their_state is h11.ERROR or conn.our_state is not h11.SEND_RESPONSE:
-                # h11 cannot frame a response to a request it refused: write it by hand.
-                head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
-                return head + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + body
-            return (
-                self.write(self.make_head(status, headers))
-                + self.write_body(body)
-                + self.write_end()
-            )
-        except h11.LocalProtocolError:
-            return b""
+        if closed:
+            self._conn.receive_data(b"")
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,12 +221,13 @@ class _Stream:
         "ended",
         "extensions",
         "gone",
-        "head_event",
+        "head_bytes",
         "is_head",
         "no_body",
         "received",
         "resp",
         "sent",
+        "sent_100",
         "stream_id",
         "trailer_headers",
         "trailers",
@@ -310,7 +249,9 @@ class _Stream:
         self.drain_left = -1  # >= 0: the response is done, discard up to this many bytes
         # Response side.
         self.resp = Resp.INIT
-        self.head_event: h11.Response | None = None
+        self.head_bytes: bytes | None = None  # the serialised head, held until the first body
+        self.chunked = False
+        self.sent_100 = False
         self.declared_length: int | None = None
         self.sent = 0
         self.no_body = False  # HEAD, 204, 304: body bytes are dropped (SRV-03, SRV-04)
@@ -465,7 +406,7 @@ class HTTP11Connection:
             stream.body.clear()
             stream.body_bytes = 0
             if stream.resp in (Resp.INIT, Resp.HEAD):
-                self._out.append(self._wire.write_error(413))
+                self._out.append(writer.error_response(413))
             self._close()
             return
         stream.body.append(data)
@@ -494,7 +435,7 @@ class HTTP11Connection:
         host_index = -1
         te_trailers = False
         content_length: int | None = None
-        transfer_encoding = False
+        transfer_encoding = wants_close = False
         head_size = len(target)
         for index, (name, value) in enumerate(headers):
             head_size += len(name) + len(value)
@@ -509,6 +450,8 @@ class HTTP11Connection:
                 content_length = int(value)  # h11 checked it is digits
             elif name == b"transfer-encoding":
                 transfer_encoding = True
+            elif name == b"connection":
+                wants_close = wants_close or msgs.has_token(value, b"close")  # SRV-08
         if head_size > self.config.max_head_size:
             # h11 bounds only a head that is still incomplete; one that arrived whole is
             # measured here.
@@ -551,8 +494,8 @@ class HTTP11Connection:
 
         stream = _Stream(self._next_id, head.version, method == b"HEAD")
         self._next_id += 1
-        if content_length is not None and transfer_encoding:
-            stream.close_after = True  # RFC 9112 6.3: a smuggling attempt or a broken proxy
+        # RFC 9112 6.3: both framings at once is a smuggling attempt or a broken proxy.
+        stream.close_after = wants_close or (content_length is not None and transfer_encoding)
         extensions: dict[str, Any] = {"http.response.early_hint": {}}
         if te_trailers and head.version == b"1.1":
             extensions["http.response.trailers"] = {}
@@ -588,14 +531,14 @@ class HTTP11Connection:
 
     def _reject(self, status: int) -> None:
         """Answer a request the app will never see, then close (issue #2: bad input)."""
-        self._out.append(self._wire.write_error(status))
+        self._out.append(writer.error_response(status))
         self._close()
 
     def _parse_error(self, error: ParseError) -> None:
         stream = self._current
         # Nothing to say to a peer that already left; otherwise answer if no response began.
         if not self._eof and (stream is None or stream.resp in (Resp.INIT, Resp.HEAD)):
-            self._out.append(self._wire.write_error(error.status))
+            self._out.append(writer.error_response(error.status))
         self._close()
 
     # -- contract: the app's receive ---------------------------------------------------------
@@ -619,9 +562,10 @@ class HTTP11Connection:
                 stream.delivered_end = True
             return {"type": "http.request", "body": data, "more_body": more}
         if not stream.body_done:
-            if stream.resp is Resp.INIT and self._wire.client_waits_for_100:
+            if self._waits_for_100(stream):
                 # SRV-05: lazy 100 Continue, only now that the app asks for the body.
-                self._out.append(self._wire.write_informational(100, []))
+                stream.sent_100 = True
+                self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
             stream.waiting = True
             return None
         if not stream.delivered_end:
@@ -654,10 +598,15 @@ class HTTP11Connection:
             self._fail(stream, now)
             raise
 
+    def _waits_for_100(self, stream: _Stream) -> bool:
+        return (
+            stream.resp is Resp.INIT and not stream.sent_100 and self._wire.client_waits_for_100
+        )
+
     def _send_start(self, stream: _Stream, message: dict[str, Any], now: float) -> None:
         status, headers, trailers = msgs.validate_start(message)
         config = self.config
-        has_date = has_server = False
+        has_date = has_server = has_close = False
         declared: int | None = None
         clean: list[tuple[bytes, bytes]] = []
         for name, value in headers:
@@ -672,33 +621,40 @@ class HTTP11Connection:
                 has_date = True
             elif lname == b"server":
                 has_server = True
+            elif lname == b"connection":
+                has_close = msgs.has_token(value, b"close")
             clean.append((name, value))
-        if not has_date and config.date_header:
-            clean.append((b"date", http_date(now + self._wall_offset)))
-        if not has_server and config.server_header is not None:
-            clean.append((b"server", config.server_header))
-        if (
-            stream.close_after
-            or self._shutting_down
-            or (
-                not stream.body_done
-                and (self._wire.client_waits_for_100 or stream.received > config.max_body_drain)
-            )
-        ):
-            # We already know the connection ends after this response: say so (RFC 9112 9.6).
-            clean.append((b"connection", b"close"))
-            stream.close_after = True
         if trailers and "http.response.trailers" not in stream.extensions:
             raise AppMisuseError(
                 msgs.START, "EXT-TRAILERS-05", "trailers=True but the extension is not in scope"
             )
-        try:
-            stream.head_event = self._wire.make_head(status, clean)
-        except h11.LocalProtocolError as exc:
-            raise AppMisuseError(msgs.START, "SRV-10", f"invalid response head: {exc}") from None
-        stream.no_body = stream.is_head or status in _NO_BODY_STATUS
+        if not has_date and config.date_header:
+            clean.append((b"date", http_date(now + self._wall_offset)))
+        if not has_server and config.server_header is not None:
+            clean.append((b"server", config.server_header))
+        no_body = stream.is_head or status in _NO_BODY_STATUS
+        chunked = declared is None and not no_body and stream.version == b"1.1"
+        if chunked:
+            clean.append((b"transfer-encoding", b"chunked"))
+        close = (
+            has_close
+            or stream.close_after
+            or self._shutting_down
+            or stream.version != b"1.1"  # HTTP/1.0: no keep-alive (as h11)
+            or (
+                not stream.body_done
+                and (self._waits_for_100(stream) or stream.received > config.max_body_drain)
+            )
+        )
+        if close:
+            stream.close_after = True
+            if not has_close:
+                # We already know the connection ends after this response: say so.
+                clean.append((b"connection", b"close"))
+        stream.head_bytes = writer.head(status, clean, msgs.START)
+        stream.no_body = no_body
+        stream.chunked = chunked
         stream.declared_length = declared
-        # EXT-TRAILERS-04: trailers need chunked framing; otherwise they are dropped.
         stream.trailers = trailers
         stream.resp = Resp.HEAD
 
@@ -706,17 +662,17 @@ class HTTP11Connection:
         body, more = msgs.validate_body(message)
         out = self._out
         if stream.resp is Resp.HEAD:
-            head = stream.head_event
+            head = stream.head_bytes
             assert head is not None
-            stream.head_event = None
-            out.append(self._wire.write(head))
+            stream.head_bytes = None
+            out.append(head)
             stream.resp = Resp.BODY
         declared = stream.declared_length
         if body and not stream.no_body:
             stream.sent += len(body)
             if declared is not None and stream.sent > declared:
                 raise AppMisuseError(msgs.BODY, "SRV-01", f"body exceeds content-length {declared}")
-            out.append(self._wire.write_body(body))
+            out.append(writer.chunk(body) if stream.chunked else body)
         if more:
             return
         if declared is not None and stream.sent < declared and not stream.no_body:
@@ -726,7 +682,8 @@ class HTTP11Connection:
         if stream.trailers:
             stream.resp = Resp.TRAILERS  # HTTP-TX-09: wait for http.response.trailers
             return
-        out.append(self._wire.write_end())
+        if stream.chunked:
+            out.append(b"0\r\n\r\n")
         self._response_done(stream, now)
 
     def _send_trailers(self, stream: _Stream, message: dict[str, Any], now: float) -> None:
@@ -734,30 +691,21 @@ class HTTP11Connection:
         stream.trailer_headers.extend(headers)
         if more:
             return
-        chunked = (
-            stream.declared_length is None and not stream.no_body and stream.version == b"1.1"
-        )
-        # EXT-TRAILERS-04: without chunked framing there is nowhere to put them.
-        trailers = stream.trailer_headers if chunked else None
-        try:
-            self._out.append(self._wire.write_end(trailers))
-        except h11.LocalProtocolError as exc:
-            raise AppMisuseError(msgs.TRAILERS, "SRV-10", f"invalid trailer: {exc}") from None
+        if stream.chunked:
+            self._out.append(writer.last_chunk(stream.trailer_headers))
+        # else EXT-TRAILERS-04: without chunked framing there is nowhere to put them.
         self._response_done(stream, now)
 
     def _send_early_hint(self, stream: _Stream, message: dict[str, Any]) -> None:
         links = msgs.validate_early_hint(message)
         if stream.resp is not Resp.INIT or stream.version != b"1.1" or not links:
             return  # EXT-HINT-04: after start (or to HTTP/1.0) it is dropped, never raised
-        try:
-            self._out.append(self._wire.write_informational(103, [(b"link", x) for x in links]))
-        except h11.LocalProtocolError as exc:
-            raise AppMisuseError(msgs.EARLY_HINT, "SRV-10", f"invalid link: {exc}") from None
+        self._out.append(writer.head(103, [(b"link", x) for x in links], msgs.EARLY_HINT))
 
     def _response_done(self, stream: _Stream, now: float) -> None:
         stream.resp = Resp.DONE
         self._end_stream(stream)
-        if stream.close_after or self._shutting_down or not self._wire.keep_alive:
+        if stream.close_after or self._shutting_down:
             self._close()
         elif not stream.body_done:
             # SRV-07: the app left body unread; throw it away (bounded) before the next request.
@@ -770,9 +718,7 @@ class HTTP11Connection:
 
     def _next_cycle(self, now: float) -> None:
         self._current = None
-        if not self._wire.next_cycle():
-            self._close()
-            return
+        self._wire.next_cycle()
         self._idle_deadline = now + self.config.keep_alive_timeout
         if self._wire.request_line_seen:
             self._head_deadline = now + self.config.head_timeout
@@ -795,9 +741,14 @@ class HTTP11Connection:
         if stream.gone or stream.resp is Resp.DONE:
             return
         if stream.resp in (Resp.INIT, Resp.HEAD):
-            stream.head_event = None
-            close = not stream.body_done or stream.close_after or self._shutting_down
-            self._out.append(self._wire.write_error(500, close=close))
+            stream.head_bytes = None
+            close = (
+                not stream.body_done
+                or stream.close_after
+                or self._shutting_down
+                or stream.version != b"1.1"
+            )
+            self._out.append(writer.error_response(500, close=close))
             stream.close_after = close
             self._response_done(stream, now)
             return
@@ -841,7 +792,7 @@ class HTTP11Connection:
         if self._shutdown_deadline is not None and now >= self._shutdown_deadline:
             self._close()
         elif self._head_deadline is not None and now >= self._head_deadline:
-            self._out.append(self._wire.write_error(408))
+            self._out.append(writer.error_response(408))
             self._close()
         elif self._idle_deadline is not None and now >= self._idle_deadline:
             self._close()
