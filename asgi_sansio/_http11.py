@@ -160,7 +160,10 @@ class _H11Wire:
             return bytes(event.data)  # type: ignore[union-attr]
         if etype is h11.Request:
             req: h11.Request = event  # type: ignore[assignment]
-            return RequestHead(req.method, req.target, req.http_version, list(req.headers))
+            # ``_full_items`` holds (raw name, lowercased name, value): reading it directly
+            # skips h11's per-item Sequence protocol (h11 is pinned below 0.17 for this).
+            headers = [(name, value) for _, name, value in req.headers._full_items]
+            return RequestHead(req.method, req.target, req.http_version, headers)
         if etype is h11.EndOfMessage:
             return END
         if event is h11.NEED_DATA:
@@ -723,7 +726,8 @@ class HTTP11Connection:
         if self._wire.request_line_seen:
             self._head_deadline = now + self.config.head_timeout
             self._idle_deadline = None
-        self._process(now)
+        if self._wire.buffered or self._eof:
+            self._process(now)  # a pipelined request is already waiting
 
     # -- the app's end ---------------------------------------------------------------------
 
