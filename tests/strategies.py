@@ -1,0 +1,598 @@
+"""Shared hypothesis strategies for the HTTP/1.1 core: valid and invalid requests as bytes,
+pipelined sequences, byte splits, and ASGI response scripts (valid and misusing).
+
+Requests are serialised here by hand (not through the code under test) so that header case,
+optional whitespace, chunk extensions, leading empty lines and percent-encoding can vary; every
+valid request also carries what the ASGI scope should say about it, computed independently of
+``asgi_sansio`` (``test_strategies_are_valid_http`` checks the bytes with an h11 server).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+# Small limits so that "oversized" inputs stay cheap; every test module using the invalid
+# strategies builds its connections with ``TEST_LIMITS``.
+TEST_LIMITS: dict[str, Any] = {
+    "max_head_size": 2048,
+    "max_target_length": 512,
+    "max_header_count": 24,
+    "max_body_size": 4096,
+    "body_buffer_size": 256,
+    "max_body_drain": 512,
+}
+
+METHODS = ("GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS")
+TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.digits + string.ascii_letters
+UNRESERVED = string.ascii_letters + string.digits + "-._~"
+PATH_EXTRA = "!$&'()*+,;=:@"
+# Header names the generator never picks at random: they change framing, keep-alive, the
+# 100-continue dance or the advertised extensions, and are added deliberately instead.
+RESERVED_NAMES = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "expect", "te", "upgrade",
+    "keep-alive", "trailer", "http2-settings", "proxy-connection",
+})
+
+# The statuses the core may answer bad client input with (issue #2).
+CLIENT_ERROR_STATUSES = frozenset({400, 408, 413, 414, 431, 501, 505})
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def percent_decode(raw: bytes) -> str:
+    """Independent of ``urllib``: %XX -> byte, then UTF-8 with replacement (AMB-06)."""
+    return _PCT.sub(lambda m: bytes([int(m.group(1), 16)]), raw).decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------------------------
+# Valid requests
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Req:
+    """One valid request: its bytes and what the server must make of them."""
+
+    method: str
+    version: str  # "1.1" or "1.0"
+    target: bytes
+    headers: tuple[tuple[bytes, bytes], ...]  # scope form: lowercased names, OWS stripped
+    body: bytes
+    framing: str  # "none", "length" or "chunked"
+    expect_continue: bool
+    closes: bool  # the connection must end after this exchange (SRV-08)
+    wire: bytes
+
+    @property
+    def raw_path(self) -> bytes:
+        return self.target.partition(b"?")[0]
+
+    @property
+    def query_string(self) -> bytes:
+        return self.target.partition(b"?")[2]
+
+    @property
+    def path(self) -> str:
+        return percent_decode(self.raw_path)
+
+
+def _pct_byte(draw: st.DrawFn) -> str:
+    byte = draw(st.integers(0, 255))
+    text = f"%{byte:02X}"
+    return text.lower() if draw(st.booleans()) else text
+
+
+@st.composite
+def path_segments(draw: st.DrawFn) -> str:
+    pieces = draw(st.lists(
+        st.one_of(
+            st.text(UNRESERVED, min_size=1, max_size=6),
+            st.text(PATH_EXTRA, min_size=1, max_size=2),
+            st.sampled_from(["%", "%%", "%2", "%g0"]),  # not an escape: stays literal
+            st.just("PCT"),
+        ),
+        max_size=4,
+    ))
+    return "".join(_pct_byte(draw) if p == "PCT" else p for p in pieces)
+
+
+@st.composite
+def origin_targets(draw: st.DrawFn) -> bytes:
+    segments = draw(st.lists(path_segments(), min_size=0, max_size=4))
+    path = "/" + "/".join(segments)
+    if draw(st.booleans()):
+        query_pieces = draw(st.lists(
+            st.one_of(st.text(UNRESERVED + "=&/?:@", min_size=1, max_size=6), st.just("PCT")),
+            max_size=5,
+        ))
+        path += "?" + "".join(_pct_byte(draw) if p == "PCT" else p for p in query_pieces)
+    return path.encode("ascii")
+
+
+def _random_case(draw: st.DrawFn, name: str) -> str:
+    style = draw(st.sampled_from(["lower", "title", "upper", "mixed"]))
+    if style == "lower":
+        return name.lower()
+    if style == "title":
+        return "-".join(part.capitalize() for part in name.split("-"))
+    if style == "upper":
+        return name.upper()
+    return "".join(c.upper() if draw(st.booleans()) else c.lower() for c in name)
+
+
+header_names = st.text(TOKEN_CHARS, min_size=1, max_size=12).filter(
+    lambda n: n.lower() not in RESERVED_NAMES
+)
+# field-content: visible bytes (and obs-text) with single inner spaces or tabs.
+_field_vchar = st.sampled_from(
+    [bytes([b]) for b in range(0x21, 0x7F)] + [b"\x80", b"\xc3\xa9", b"\xff"]
+)
+header_values = st.lists(
+    st.lists(_field_vchar, min_size=1, max_size=6).map(b"".join), max_size=3
+).flatmap(
+    lambda words: st.lists(st.sampled_from([b" ", b"\t", b"  "]), min_size=len(words),
+                           max_size=len(words)).map(
+        lambda seps: b"".join(w + (s if i < len(words) - 1 else b"")
+                              for i, (w, s) in enumerate(zip(words, seps, strict=True)))
+    )
+)
+_ows = st.sampled_from([b"", b"", b" ", b"\t", b"  "])
+hosts = st.sampled_from([
+    b"example.com", b"localhost:8000", b"127.0.0.1", b"[::1]:443", b"a-b.c_d~e", b"x:",
+])
+
+
+def _chunked(draw: st.DrawFn, body: bytes) -> bytes:
+    out = b""
+    rest = body
+    while rest:
+        size = draw(st.integers(1, max(1, len(rest))))
+        piece, rest = rest[:size], rest[size:]
+        hexsize = f"{size:x}"
+        hexsize = hexsize.upper() if draw(st.booleans()) else hexsize
+        hexsize = "0" * draw(st.integers(0, 2)) + hexsize
+        ext = draw(st.sampled_from([b"", b"", b";a=b", b";foo"]))
+        out += hexsize.encode() + ext + b"\r\n" + piece + b"\r\n"
+    out += b"0\r\n"
+    if draw(st.booleans()):
+        out += b"X-Trailer: done\r\n"  # request trailers are parsed and dropped
+    return out + b"\r\n"
+
+
+@st.composite
+def requests(
+    draw: st.DrawFn,
+    methods: tuple[str, ...] = METHODS,
+    max_body: int = 300,
+    allow_close: bool = True,
+    allow_http10: bool = True,
+) -> Req:
+    method = draw(st.sampled_from(methods))
+    version = "1.0" if allow_http10 and draw(st.integers(0, 9)) == 0 else "1.1"
+    if method == "OPTIONS" and draw(st.integers(0, 3)) == 0:
+        target = b"*"
+    else:
+        target = draw(origin_targets())
+
+    lines: list[tuple[bytes, bytes]] = []  # as sent: (name, value)
+    for _ in range(draw(st.integers(0, 5))):
+        name = _random_case(draw, draw(header_names)).encode("ascii")
+        lines.append((name, draw(header_values)))
+    if version == "1.1" or draw(st.booleans()):
+        lines.append((_random_case(draw, "host").encode(), draw(hosts)))
+
+    framing = draw(st.sampled_from(
+        ["none", "length", "chunked"] if version == "1.1" else ["none", "length"]
+    ))
+    body = b""
+    if framing != "none":
+        body = draw(st.binary(max_size=max_body))
+    if framing == "length":
+        zeros = b"0" * draw(st.integers(0, 1))
+        lines.append((_random_case(draw, "content-length").encode(), zeros + b"%d" % len(body)))
+    elif framing == "chunked":
+        lines.append((_random_case(draw, "transfer-encoding").encode(), b"chunked"))
+
+    expect_continue = version == "1.1" and draw(st.integers(0, 3)) == 0
+    if expect_continue:
+        lines.append((_random_case(draw, "expect").encode(), b"100-continue"))
+
+    closes = False
+    if version == "1.0":
+        # h11 never keeps an HTTP/1.0 connection alive, even with "Connection: keep-alive"
+        # (allowed: a server may always close), so every 1.0 exchange is the last.
+        closes = True
+        if draw(st.booleans()):
+            lines.append((b"Connection", b"keep-alive"))
+    elif allow_close and draw(st.integers(0, 4)) == 0:
+        lines.append((b"Connection", draw(st.sampled_from([b"close", b"Close", b"foo, close"]))))
+        closes = True
+
+    lines = draw(st.permutations(lines))
+    head = f"{method} ".encode() + target + f" HTTP/{version}\r\n".encode()
+    for name, value in lines:
+        head += name + b":" + draw(_ows) + value + draw(_ows) + b"\r\n"
+    head += b"\r\n"
+    wire = head + (_chunked(draw, body) if framing == "chunked" else body)
+    headers = tuple((name.lower(), value) for name, value in lines)
+    return Req(method, version, target, headers, body, framing, expect_continue, closes, wire)
+
+
+@st.composite
+def pipelines(draw: st.DrawFn, min_size: int = 1, max_size: int = 4, **kwargs: Any) -> list[Req]:
+    return draw(st.lists(requests(**kwargs), min_size=min_size, max_size=max_size))
+
+
+@st.composite
+def pipeline_bytes(draw: st.DrawFn, reqs: list[Req]) -> bytes:
+    """The requests back to back, sometimes with the empty lines RFC 9112 2.2 lets a server
+    skip before a request line."""
+    out = b""
+    for req in reqs:
+        out += draw(st.sampled_from([b"", b"", b"", b"\r\n", b"\n", b"\r\n\r\n"])) + req.wire
+    return out
+
+
+def served(reqs: list[Req]) -> list[Req]:
+    """The requests the server answers: everything up to the first that ends the connection."""
+    out = []
+    for req in reqs:
+        out.append(req)
+        if req.closes:
+            break
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Byte splits
+# --------------------------------------------------------------------------------------------
+
+
+def cut(data: bytes, points: list[int]) -> list[bytes]:
+    chunks, last = [], 0
+    for point in points:
+        chunks.append(data[last:point])
+        last = point
+    chunks.append(data[last:])
+    return [c for c in chunks if c]
+
+
+@st.composite
+def splits(draw: st.DrawFn, data: bytes) -> list[bytes]:
+    """``data`` cut into non-empty chunks: whole, byte by byte, or at random points."""
+    if len(data) <= 1:
+        return [data] if data else []
+    kind = draw(st.sampled_from(["random", "random", "random", "whole", "bytewise"]))
+    if kind == "whole":
+        return [data]
+    if kind == "bytewise":
+        return [data[i:i + 1] for i in range(len(data))]
+    points = draw(st.lists(st.integers(1, len(data) - 1), unique=True, max_size=12))
+    return cut(data, sorted(points))
+
+
+# --------------------------------------------------------------------------------------------
+# Invalid requests
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BadReq:
+    """A request the server must refuse.  ``statuses``: what it may answer.  ``head_ok``: the
+    head itself is valid (the app is called, and the body is what is wrong); otherwise the app
+    must never see it."""
+
+    name: str
+    wire: bytes
+    statuses: frozenset[int]
+    head_ok: bool = False
+
+
+def _bad(name: str, wire: bytes, *statuses: int, head_ok: bool = False) -> BadReq:
+    return BadReq(name, wire, frozenset(statuses), head_ok)
+
+
+@st.composite
+def bad_requests(draw: st.DrawFn) -> BadReq:
+    lim = TEST_LIMITS
+    host = b"Host: example.com\r\n"
+    kind = draw(st.sampled_from([
+        "version_505", "version_400", "missing_host", "two_hosts", "bad_host", "ctl_target",
+        "ctl_method", "ctl_name", "nul_value", "cr_value", "no_colon", "space_before_colon",
+        "leading_ws_line", "bad_request_line", "long_target", "long_head", "many_headers",
+        "bad_cl", "two_cl", "te_gzip", "cl_too_big", "connect", "relative_target",
+        "bad_chunk_size", "bad_chunk_footer", "huge_chunk", "chunked_too_big", "garbage_line",
+    ]))
+    if kind == "version_505":
+        version = draw(st.sampled_from([b"1.2", b"2.0", b"0.9", b"3.0", b"9.9"]))
+        return _bad(kind, b"GET / HTTP/" + version + b"\r\n" + host + b"\r\n", 505)
+    if kind == "version_400":
+        version = draw(st.sampled_from([b"HTTP/11", b"http/1.1", b"HTTP/1.1x", b"HTTPS/1.1",
+                                        b"HTTP/1", b"HTTP/1.1 "]))
+        return _bad(kind, b"GET / " + version + b"\r\n" + host + b"\r\n", 400)
+    if kind == "missing_host":
+        return _bad(kind, b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400)
+    if kind == "two_hosts":
+        return _bad(kind, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400)
+    if kind == "bad_host":
+        value = draw(st.sampled_from([b"a b", b"a/b", b"a@b:c/", b"[zz]", b"a?b", b"a\"b"]))
+        return _bad(kind, b"GET / HTTP/1.1\r\nHost: " + value + b"\r\n\r\n", 400)
+    if kind == "ctl_target":
+        ctl = bytes([draw(st.sampled_from([0, 1, 8, 0x0B, 0x0C, 0x1F, 0x7F]))])
+        return _bad(kind, b"GET /a" + ctl + b"b HTTP/1.1\r\n" + host + b"\r\n", 400)
+    if kind == "ctl_method":
+        ctl = bytes([draw(st.sampled_from([0, 1, 0x7F, 0x80]))])
+        return _bad(kind, b"G" + ctl + b"T / HTTP/1.1\r\n" + host + b"\r\n", 400)
+    if kind == "ctl_name":
+        ctl = bytes([draw(st.sampled_from([0, 1, 0x7F, 0x80, 0x22, 0x28]))])
+        return _bad(kind, b"GET / HTTP/1.1\r\n" + host + b"X" + ctl + b"Y: z\r\n\r\n", 400)
+    if kind == "nul_value":
+        return _bad(kind, b"GET / HTTP/1.1\r\n" + host + b"X-A: b\x00c\r\n\r\n", 400)
+    if kind == "cr_value":
+        return _bad(kind, b"GET / HTTP/1.1\r\n" + host + b"X-A: b\rc\r\n\r\n", 400)
+    if kind == "no_colon":
+        return _bad(kind, b"GET / HTTP/1.1\r\n" + host + b"foo\r\n\r\n", 400)
+    if kind == "space_before_colon":
+        return _bad(kind, b"GET / HTTP/1.1\r\n" + host + b"X-A : b\r\n\r\n", 400)
+    if kind == "leading_ws_line":
+        return _bad(kind, b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400)
+    if kind == "bad_request_line":
+        line = draw(st.sampled_from([b"GET  / HTTP/1.1", b"GET /", b"GET", b" GET / HTTP/1.1",
+                                     b"GET / HTTP/1.1 x", b"/ HTTP/1.1"]))
+        return _bad(kind, line + b"\r\n" + host + b"\r\n", 400)
+    if kind == "long_target":
+        size = draw(st.integers(lim["max_target_length"] + 40, lim["max_head_size"] - 100))
+        return _bad(kind, b"GET /" + b"a" * size + b" HTTP/1.1\r\n" + host + b"\r\n", 414)
+    if kind == "long_head":
+        size = draw(st.integers(lim["max_head_size"] + 1, 2 * lim["max_head_size"]))
+        return _bad(kind, b"GET / HTTP/1.1\r\n" + host + b"X-Big: " + b"v" * size
+                    + b"\r\n\r\n", 431)
+    if kind == "many_headers":
+        count = draw(st.integers(lim["max_header_count"] + 1, lim["max_header_count"] + 20))
+        lines = b"".join(b"X-%d: v\r\n" % i for i in range(count))
+        return _bad(kind, b"GET / HTTP/1.1\r\n" + host + lines + b"\r\n", 431)
+    if kind == "bad_cl":
+        value = draw(st.sampled_from([b"x", b"-1", b"1.0", b"0x10", b"1 2", b"+1"]))
+        return _bad(kind, b"POST / HTTP/1.1\r\n" + host + b"Content-Length: " + value
+                    + b"\r\n\r\nab", 400)
+    if kind == "two_cl":
+        return _bad(kind, b"POST / HTTP/1.1\r\n" + host
+                    + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400)
+    if kind == "te_gzip":
+        value = draw(st.sampled_from([b"gzip", b"gzip, chunked", b"chunked, gzip", b"identity"]))
+        return _bad(kind, b"POST / HTTP/1.1\r\n" + host + b"Transfer-Encoding: " + value
+                    + b"\r\n\r\n0\r\n\r\n", 501, 400)
+    if kind == "cl_too_big":
+        size = draw(st.integers(lim["max_body_size"] + 1, 10**12))
+        return _bad(kind, b"POST / HTTP/1.1\r\n" + host + b"Content-Length: %d\r\n\r\n" % size,
+                    413)
+    if kind == "connect":
+        return _bad(kind, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+                    501, 405)
+    if kind == "relative_target":
+        target = draw(st.sampled_from([b"foo", b"*", b"?a", b"ftp://x/", b"//x"]))
+        if target == b"//x":
+            # "//x" is an origin-form path; only the ones that are not stay here.
+            target = b"foo/bar"
+        return _bad(kind, b"GET " + target + b" HTTP/1.1\r\n" + host + b"\r\n", 400)
+    chunked_head = b"POST / HTTP/1.1\r\n" + host + b"Transfer-Encoding: chunked\r\n\r\n"
+    if kind == "bad_chunk_size":
+        size = draw(st.sampled_from([b"zz", b"-1", b"", b"0x1", b" 1", b"1 1", b"g"]))
+        return _bad(kind, chunked_head + size + b"\r\nabc\r\n0\r\n\r\n", 400, head_ok=True)
+    if kind == "bad_chunk_footer":
+        return _bad(kind, chunked_head + b"1\r\nabc\r\n0\r\n\r\n", 400, head_ok=True)
+    if kind == "huge_chunk":
+        return _bad(kind, chunked_head + b"f" * 21 + b"\r\n", 400, head_ok=True)
+    if kind == "chunked_too_big":
+        size = lim["max_body_size"] + draw(st.integers(1, 200))
+        return _bad(kind, chunked_head + b"%x\r\n" % size + b"x" * size + b"\r\n0\r\n\r\n", 413,
+                    head_ok=True)
+    # garbage_line: printable junk that cannot be a request line
+    junk = draw(st.binary(min_size=1, max_size=40).filter(
+        lambda b: b" HTTP/" not in b and not H2_PREFACE.startswith(b[:24])
+        and b.strip(b"\r\n") != b""
+    ))
+    return _bad(kind, junk + b"\r\n\r\n", 400, 505, 414, 431)
+
+
+def arbitrary_bytes(max_size: int = 300) -> st.SearchStrategy[bytes]:
+    """Raw junk, sometimes glued to a plausible request-line start so the parser gets further.
+    Never the HTTP/2 preface (that switches protocol; tested elsewhere)."""
+    prefixes = st.sampled_from([b"", b"", b"GET / HTTP/1.1\r\n", b"POST /x HTTP/1.1\r\nHost: a\r\n",
+                                b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                                b"PRI * HTTP/2.0\r\n"])
+    return st.tuples(prefixes, st.binary(max_size=max_size)).map(b"".join).filter(
+        lambda b: not b.startswith(H2_PREFACE)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# ASGI response scripts
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Resp:
+    """A valid response as the app sends it, and the wire view the client must decode."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]  # the app's headers, content-length excluded
+    body_chunks: list[bytes]
+    with_length: bool
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.body_chunks)
+
+
+_resp_header_names = header_names.map(str.lower).filter(
+    lambda n: n not in ("date", "server")
+).map(str.encode)
+_resp_header_values = st.binary(max_size=12).map(
+    lambda b: bytes(c for c in b if 0x21 <= c <= 0x7E)
+)
+
+
+@st.composite
+def responses(draw: st.DrawFn, statuses: st.SearchStrategy[int] | None = None) -> Resp:
+    status = draw(statuses if statuses is not None else st.one_of(
+        st.sampled_from([200, 201, 204, 301, 304, 404, 500]), st.integers(200, 999)
+    ))
+    headers = draw(st.lists(st.tuples(_resp_header_names, _resp_header_values), max_size=4))
+    if draw(st.integers(0, 5)) == 0:
+        # HTTP-TX-03: an app transfer-encoding must be ignored; the server owns framing.
+        headers.append((b"transfer-encoding", b"chunked"))
+    if draw(st.integers(0, 5)) == 0:
+        headers.append((b"server", b"app-server"))  # SRV-15: never duplicated
+    chunks = draw(st.lists(st.binary(max_size=64), max_size=4))
+    with_length = draw(st.booleans())
+    resp = Resp(status, headers, chunks, with_length)
+    all_headers = list(headers)
+    if with_length:
+        pos = draw(st.integers(0, len(all_headers)))
+        all_headers.insert(pos, (b"content-length", b"%d" % len(resp.body)))
+    start: dict[str, Any] = {"type": "http.response.start", "status": status}
+    if all_headers or draw(st.booleans()):
+        start["headers"] = [list(h) if draw(st.booleans()) else h for h in all_headers]
+    if draw(st.integers(0, 4)) == 0:
+        start["x-unknown-key"] = "ignored"  # MAIN-10: unknown keys never raise
+    messages = [start]
+    for i, chunk in enumerate(chunks):
+        msg: dict[str, Any] = {"type": "http.response.body"}
+        if chunk or draw(st.booleans()):
+            msg["body"] = chunk
+        more = i < len(chunks) - 1
+        if more or draw(st.booleans()):
+            msg["more_body"] = more
+        messages.append(msg)
+    if not chunks:
+        messages.append({"type": "http.response.body"})  # HTTP-TX-06: both keys optional
+    resp.messages = messages
+    return resp
+
+
+@dataclass(frozen=True)
+class Misuse:
+    """An app script whose last message breaks a rule.  ``rules``: the checklist IDs the
+    error may name.  ``head_sent``: True if a body went out before the bad message (abort
+    expected), False if nothing did (500 expected), None if the bad message itself decides."""
+
+    name: str
+    messages: tuple[Any, ...]
+    rules: frozenset[str]
+    head_sent: bool | None
+
+
+_START = {"type": "http.response.start", "status": 200, "headers": []}
+_START_CL = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]}
+_MORE = {"type": "http.response.body", "body": b"ab", "more_body": True}
+_FINAL = {"type": "http.response.body", "body": b"cd"}
+
+
+@st.composite
+def misuses(draw: st.DrawFn) -> Misuse:
+    def m(name: str, msgs: list[Any], rules: set[str], head_sent: bool | None) -> Misuse:
+        return Misuse(name, tuple(msgs), frozenset(rules), head_sent)
+
+    # Where in the response the bad message lands: nothing sent, head held back, body begun.
+    prefix_kind = draw(st.sampled_from(["none", "start", "body"]))
+    prefix: list[Any] = {"none": [], "start": [_START], "body": [_START, _MORE]}[prefix_kind]
+    sent = prefix_kind == "body"
+    kind = draw(st.sampled_from([
+        "not_dict", "no_type", "unknown_type", "ws_type", "order", "bad_status", "str_headers",
+        "headers_not_iterable", "pseudo_header", "crlf_header", "bad_name", "body_type",
+        "more_body_type", "cl_overflow", "cl_underflow", "bad_cl", "trailers_no_ext",
+        "trailers_type", "after_done", "hint_links",
+    ]))
+    start_rules = {"HTTP-TX-01", "HTTP-TX-04", "HTTP-ERR-03"}
+    if kind == "not_dict":
+        bad = draw(st.sampled_from([None, "http.response.body", [("type", "x")], 42]))
+        return m(kind, [*prefix, bad], {"MAIN-08", "MAIN-09"}, sent)
+    if kind == "no_type":
+        return m(kind, [*prefix, {"body": b"x"}], {"MAIN-09", "MAIN-08"}, sent)
+    if kind == "unknown_type":
+        return m(kind, [*prefix, {"type": draw(st.sampled_from(
+            ["http.response.bogus", "http.request", "http.disconnect", "", "HTTP.RESPONSE.BODY"]
+        ))}], {"MAIN-09"}, sent)
+    if kind == "ws_type":
+        return m(kind, [*prefix, {"type": "websocket.send", "text": "x"}], {"MAIN-09"}, sent)
+    if kind == "order":
+        # A body before start, a second start, a start after the body began.
+        bad = _FINAL if prefix_kind == "none" else _START
+        return m(kind, [*prefix, bad], start_rules, sent)
+    if kind == "after_done":
+        return m(kind, [_START, _FINAL, _FINAL], {"HTTP-ERR-04"}, True)
+    if kind == "hint_links":
+        bad_hint = {"type": "http.response.early_hint", "links": [draw(st.sampled_from(
+            ["</a>; rel=preload", 5, None]))]}
+        if prefix_kind != "none":
+            # EXT-HINT-04: after start a hint is dropped; a malformed one may still raise.
+            return m(kind, [*prefix, bad_hint], {"EXT-HINT-01"}, sent)
+        return m(kind, [bad_hint], {"EXT-HINT-01"}, False)
+    if kind in ("body_type", "more_body_type"):
+        start = [_START] if prefix_kind == "none" else []
+        if kind == "body_type":
+            bad = {"type": "http.response.body",
+                   "body": draw(st.sampled_from(["text", 5, None, [b"a"]]))}
+        else:
+            bad = {"type": "http.response.body", "body": b"x",
+                   "more_body": draw(st.sampled_from([1, 0, "yes", None]))}
+        return m(kind, [*prefix, *start, bad], {"HTTP-TX-06"}, sent)
+    if kind == "cl_overflow":
+        over = {"type": "http.response.body", "body": b"abcde"}
+        if prefix_kind == "body":
+            return m(kind, [_START_CL, _MORE, over], {"SRV-01"}, True)
+        return m(kind, [_START_CL, over], {"SRV-01"}, None)
+    if kind == "cl_underflow":
+        short = {"type": "http.response.body", "body": b"a"}
+        if prefix_kind == "body":
+            return m(kind, [_START_CL, _MORE, short], {"SRV-02"}, True)
+        return m(kind, [_START_CL, short], {"SRV-02"}, None)
+    # The rest are bad http.response.start messages: after the body began they are an order
+    # error first; before, the start message itself is checked.
+    rules_if_started = start_rules if prefix_kind != "none" else set()
+    base_prefix = prefix
+    if kind == "bad_status":
+        status = draw(st.sampled_from(["200", 200.0, True, 199, 100, 103, 1000, -1, None, 0]))
+        bad = {"type": "http.response.start", "status": status}
+        return m(kind, [*base_prefix, bad], rules_if_started or {"HTTP-TX-12"}, sent)
+    if kind == "str_headers":
+        headers = draw(st.sampled_from([
+            [("content-type", "text/plain")], [(b"content-type", "text/plain")],
+            [("content-type", b"text/plain")], [(bytearray(b"a"), b"b")],
+        ]))
+        rules = rules_if_started or {"HTTP-TX-02"}
+    elif kind == "headers_not_iterable":
+        headers = draw(st.sampled_from([5, [b"ab"], [(b"a", b"b", b"c")], [(b"a",)]]))
+        rules = rules_if_started or {"HTTP-TX-02"}
+    elif kind == "pseudo_header":
+        headers = [(draw(st.sampled_from([b":status", b":path", b":authority"])), b"x")]
+        rules = rules_if_started or {"HTTP-TX-02"}
+    elif kind == "crlf_header":
+        value = draw(st.sampled_from([b"a\r\nx-injected: 1", b"a\nb", b"a\rb", b"a\x00b"]))
+        headers = [(b"x-a", value)]
+        rules = rules_if_started or {"SRV-10", "HTTP-TX-02"}
+    elif kind == "bad_name":
+        name = draw(st.sampled_from([b"bad name", b"", b"a:b", b"x\r\ny", b"\xff"]))
+        headers = [(name, b"v")]
+        rules = rules_if_started or {"SRV-10", "HTTP-TX-02"}
+    elif kind == "bad_cl":
+        value = draw(st.sampled_from([b"abc", b"-1", b"1,1", b""]))
+        headers = [(b"content-length", value)]
+        rules = rules_if_started or {"SRV-01", "SRV-10"}
+    elif kind == "trailers_no_ext":
+        bad = {"type": "http.response.start", "status": 200, "trailers": True}
+        return m(kind, [*base_prefix, bad], rules_if_started or {"EXT-TRAILERS-05"}, sent)
+    else:  # trailers_type
+        bad = {"type": "http.response.start", "status": 200, "trailers": "yes"}
+        return m(kind, [*base_prefix, bad], rules_if_started or {"HTTP-TX-01"}, sent)
+    bad = {"type": "http.response.start", "status": 200, "headers": headers}
+    return m(kind, [*base_prefix, bad], rules, sent)
