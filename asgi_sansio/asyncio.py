@@ -46,7 +46,7 @@ from ._lifespan import (
     StartupFailed,
 )
 
-__all__ = ["LifespanStartupError", "Server", "run", "serve"]
+__all__ = ["LifespanStartupError", "Server", "run", "serve", "use_uvloop"]
 
 logger = logging.getLogger("asgi_sansio.error")
 access_logger = logging.getLogger("asgi_sansio.access")
@@ -494,7 +494,7 @@ class Server:
         self.connections: set[_HTTPProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
-        self.sockets: list[socket.socket] = []
+        self.addresses: list[Any] = []  # getsockname() of each listening socket, once started
         self._bind = (host, port, uds, sock, backlog)
         self._ssl = ssl
         if ssl is not None:
@@ -508,9 +508,9 @@ class Server:
     @property
     def port(self) -> int | None:
         """The bound TCP port (useful with ``port=0``), once started."""
-        for sock in self.sockets:
-            if sock.family != socket.AF_UNIX:
-                return int(sock.getsockname()[1])
+        for address in self.addresses:
+            if isinstance(address, tuple):
+                return int(address[1])
         return None
 
     async def wait_started(self) -> None:
@@ -556,7 +556,7 @@ class Server:
             )
         else:
             listener = await loop.create_server(factory, sock=sock, ssl=self._ssl, backlog=backlog)
-        self.sockets = [sock]
+        self.addresses = [sock.getsockname()]
         trigger_task: asyncio.Future[object] | None = None
         signals: list[signal.Signals] = []
         try:
@@ -600,14 +600,16 @@ class Server:
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """Close every connection gracefully, bounded by the core's shutdown deadline."""
+        logger.info("Shutting down")
         self.stopping = True
-        deadline = loop.time() + self.config.shutdown_timeout + _SHUTDOWN_SLACK
+        deadline = loop.time() + self.config.shutdown_timeout  # the core's own deadline
         for proto in list(self.connections):
             proto.shutdown()
         if self.connections:
             self._all_closed.clear()
             try:
-                await asyncio.wait_for(self._all_closed.wait(), deadline - loop.time())
+                timeout = deadline + _SHUTDOWN_SLACK - loop.time()
+                await asyncio.wait_for(self._all_closed.wait(), timeout)
             except asyncio.TimeoutError:
                 self.force_close()
         # Apps may still run a little after their connection closed; then they are cancelled.
@@ -635,6 +637,7 @@ async def serve(
     backlog: int = 2048,
     access_log: bool = False,
     tls_server_cert: str | None = None,
+    lifespan_timeout: float = 60.0,
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM or ``shutdown_trigger``; see ``Server``.
 
@@ -643,6 +646,7 @@ async def serve(
     server = Server(
         app, host=host, port=port, uds=uds, sock=sock, ssl=ssl, config=config,
         lifespan=lifespan, backlog=backlog, access_log=access_log, tls_server_cert=tls_server_cert,
+        lifespan_timeout=lifespan_timeout,
     )
     if ready is None:
         await server.serve(shutdown_trigger)
@@ -657,13 +661,20 @@ async def serve(
     await serving
 
 
-def run(app: Callable[..., Any], *, use_uvloop: bool = False, **kwargs: Any) -> None:
-    """Blocking ``serve()``: picks the event loop, which only works before it starts."""
-    if use_uvloop:
-        try:
-            import uvloop  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            logger.warning("uvloop is not installed; using the asyncio event loop")
-        else:
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+def use_uvloop() -> bool:
+    """Make new event loops uvloop's, if it is installed; call before the loop starts."""
+    try:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        logger.warning("uvloop is not installed; using the asyncio event loop")
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def run(app: Callable[..., Any], *, uvloop: bool = False, **kwargs: Any) -> None:
+    """Blocking ``serve(app, **kwargs)``, on uvloop if asked (the loop is chosen before it
+    starts, which is why ``serve()`` itself cannot offer this)."""
+    if uvloop:
+        use_uvloop()
     asyncio.run(serve(app, **kwargs))
