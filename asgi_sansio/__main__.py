@@ -236,9 +236,12 @@ def _worker(args: argparse.Namespace, sock: socket.socket) -> None:
 
 def _supervise(args: argparse.Namespace, sock: socket.socket) -> int:
     spawn = multiprocessing.get_context("spawn")
+    # A spawned child never re-imports a package's __main__ (multiprocessing skips it), so
+    # under ``python -m`` the target must come from this module imported under its own name.
+    target = importlib.import_module("asgi_sansio.__main__")._worker
 
     def start() -> tuple[multiprocessing.process.BaseProcess, float]:
-        process = spawn.Process(target=_worker, args=(args, sock), name="asgi-sansio-worker")
+        process = spawn.Process(target=target, args=(args, sock), name="asgi-sansio-worker")
         process.start()
         return process, time.monotonic()
 
