@@ -603,11 +603,13 @@ def internal_sizes(conn: ServerConnection) -> dict[str, Any] | None:
 
 class Driver:
     """Calls ``ServerConnection`` as a correct driver would, and checks the contract after
-    every call.  ``trace`` (a list) collects a readable log of the calls."""
+    every call.  ``trace`` (a list) collects a readable log of the calls; ``decode=False`` skips
+    the HTTP/1.1 output oracle (for a connection refused as HTTP/2)."""
 
     def __init__(self, config: Config, check: Checker, now: float = 1000.0,
-                 trace: list[str] | None = None, **conn_args: Any) -> None:
+                 trace: list[str] | None = None, decode: bool = True, **conn_args: Any) -> None:
         self.config = config
+        self.decode = decode
         self.check = check
         self.now = now
         self.trace = trace
@@ -621,6 +623,7 @@ class Driver:
         self.budget = 1024  # output the core may write so far (amplification bound)
         self.out_total = 0
         self.events: list[Any] = []
+        self.output: list[bytes] = []
         self._pump()
 
     def log(self, text: str) -> None:
@@ -633,9 +636,10 @@ class Driver:
 
     # -- driver calls ------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> bool:
-        """Feed bytes if the connection would be read now; returns whether it was."""
-        if self.closed or self.eof_sent or not data or not self.conn.wants_read:
+    def feed(self, data: bytes, force: bool = False) -> bool:
+        """Feed bytes if the connection would be read now (``force``: even if the core asked
+        not to, for small inputs); returns whether they were fed."""
+        if self.closed or self.eof_sent or not data or not (force or self.conn.wants_read):
             return False
         self.log(f"feed {data[:200]!r}{'...' if len(data) > 200 else ''} ({len(data)} bytes)")
         self.max_chunk = max(self.max_chunk, len(data))
@@ -771,11 +775,13 @@ class Driver:
             self._on_event(event, ended_now)
         self.events.extend(events)
         self.out_total += len(out)
-        self.decoder.feed(out)
+        self.output.append(out)
+        if self.decode:
+            self.decoder.feed(out)
         self.check(self.out_total <= self.budget, "output-unbounded",
                    f"{self.out_total} bytes written, budget {self.budget}")
         self._check_state()
-        if self.closed:
+        if self.closed and self.decode:
             self.decoder.eof()
 
     def _on_event(self, event: Any, ended_now: set[int]) -> None:
