@@ -31,6 +31,7 @@ from typing import Any
 from . import __version__
 from . import asyncio as driver
 from ._config import Config
+from ._serving import bind_socket, socket_url
 
 logger = logging.getLogger("asgi_sansio.error")
 
@@ -158,7 +159,7 @@ def _make_socket(args: argparse.Namespace) -> socket.socket:
         sock = socket.socket(fileno=args.fd)
         sock.setblocking(False)
         return sock
-    return driver.bind_socket(args.host, args.port, args.uds, args.backlog)
+    return bind_socket(args.host, args.port, args.uds, args.backlog)
 
 
 def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str | None]:
@@ -179,7 +180,7 @@ async def _serve(
     args: argparse.Namespace, sock: socket.socket, app: Callable[..., Any], worker: bool
 ) -> None:
     context, pem = _tls(args)
-    url = driver.socket_url(sock, context is not None)
+    url = socket_url(sock, context is not None)
     servers: list[driver.Server] = []
     trigger = None
     if worker:
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if app is not None:
             return _run(args, sock, app, worker=False)
-        url = driver.socket_url(sock, args.certfile is not None)
+        url = socket_url(sock, args.certfile is not None)
         logger.info("asgi-sansio running on %s with %d workers (Press CTRL+C to quit)",
                     url, args.workers)
         return _supervise(args, sock)

@@ -21,121 +21,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import logging
 import os
 import signal
 import socket
 import ssl as ssl_module
-import stat
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from ._config import Config
 from ._connection import ServerConnection
 from ._errors import ClientDisconnected
 from ._events import ConnectionClosed, StreamEnded, StreamReadable, StreamStarted, StreamWritable
-from ._lifespan import (
-    Lifespan,
-    LifespanErrored,
-    LifespanReadable,
-    LifespanUnsupported,
-    ShutdownFailed,
-    StartupComplete,
-    StartupFailed,
+from ._lifespan import Lifespan, LifespanReadable
+from ._serving import (
+    ASGI3App,
+    LifespanMode,
+    LifespanStartupError,
+    Message,
+    access_logger,
+    asgi3,
+    bind_socket,
+    logger,
+    report_lifespan,
+    socket_url,
+    tls_info,
 )
 
 __all__ = ["LifespanStartupError", "Server", "run", "serve", "use_uvloop"]
 
-logger = logging.getLogger("asgi_sansio.error")
-access_logger = logging.getLogger("asgi_sansio.access")
-
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGI3App = Callable[[dict[str, Any], Receive, Send], Awaitable[Any]]
-LifespanMode = Literal["auto", "on", "off"]
-ShutdownTrigger = Callable[[], Awaitable[object]] | Awaitable[object]
-
-# EXT-TLS-03: ``ssl`` speaks OpenSSL names; the tls extension wants IANA numbers.
-_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-_CIPHER_SUITES = {
-    "TLS_AES_128_GCM_SHA256": 0x1301, "TLS_AES_256_GCM_SHA384": 0x1302,
-    "TLS_CHACHA20_POLY1305_SHA256": 0x1303, "TLS_AES_128_CCM_SHA256": 0x1304,
-    "ECDHE-ECDSA-AES128-GCM-SHA256": 0xC02B, "ECDHE-RSA-AES128-GCM-SHA256": 0xC02F,
-    "ECDHE-ECDSA-AES256-GCM-SHA384": 0xC02C, "ECDHE-RSA-AES256-GCM-SHA384": 0xC030,
-    "ECDHE-ECDSA-CHACHA20-POLY1305": 0xCCA9, "ECDHE-RSA-CHACHA20-POLY1305": 0xCCA8,
-    "DHE-RSA-AES128-GCM-SHA256": 0x009E, "DHE-RSA-AES256-GCM-SHA384": 0x009F,
-    "ECDHE-ECDSA-AES128-SHA": 0xC009, "ECDHE-RSA-AES128-SHA": 0xC013,
-    "ECDHE-ECDSA-AES256-SHA": 0xC00A, "ECDHE-RSA-AES256-SHA": 0xC014,
-    "AES128-GCM-SHA256": 0x009C, "AES256-GCM-SHA384": 0x009D,
-}
 # Past the core's own shutdown deadline, how long a closed connection may still flush.
 _SHUTDOWN_SLACK = 1.0
-
-
-class LifespanStartupError(RuntimeError):
-    """The app failed lifespan startup (LIFE-05), or did not support it with lifespan="on"."""
-
-
-def asgi3(app: Callable[..., Any]) -> ASGI3App:
-    """Wrap an ASGI 2 double-callable app (MAIN-07), detected as asgiref does."""
-    call = getattr(app, "__call__", None)  # noqa: B004 - the method itself is what we inspect
-    if not inspect.isclass(app) and (
-        inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(call)
-    ):
-        return app
-
-    async def app3(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await app(scope)(receive, send)
-
-    return app3
-
-
-def tls_info(ssl_object: ssl_module.SSLObject, server_cert: str | None) -> dict[str, Any]:
-    """The ``tls`` extension dict for one TLS connection (EXT-TLS-02)."""
-    cipher = ssl_object.cipher()
-    peer = ssl_object.getpeercert(binary_form=True)
-    return {
-        "server_cert": server_cert,
-        "client_cert_chain": [ssl_module.DER_cert_to_PEM_cert(peer)] if peer else [],
-        "client_cert_name": None,
-        "client_cert_error": None,
-        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
-        "cipher_suite": _CIPHER_SUITES.get(cipher[0]) if cipher else None,
-    }
-
-
-def bind_socket(
-    host: str = "127.0.0.1", port: int = 8000, uds: str | None = None, backlog: int = 2048
-) -> socket.socket:
-    """A listening socket, made before the loop (and before forking workers) so that every
-    worker process can share it."""
-    if uds is not None:
-        try:
-            if stat.S_ISSOCK(os.stat(uds).st_mode):
-                os.unlink(uds)  # a stale socket left by a previous run
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(uds)
-        os.chmod(uds, 0o666)
-        sock.listen(backlog)
-    else:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=backlog)
-    sock.setblocking(False)
-    return sock
-
-
-def socket_url(sock: socket.socket, tls: bool = False) -> str:
-    """How a person would reach ``sock``: for the startup line."""
-    name = sock.getsockname()
-    if sock.family == socket.AF_UNIX:
-        return f"unix:{name}"
-    host = f"[{name[0]}]" if sock.family == socket.AF_INET6 else name[0]
-    return f"{'https' if tls else 'http'}://{host}:{name[1]}"
+ShutdownTrigger = Callable[[], Awaitable[object]] | Awaitable[object]
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
@@ -438,23 +355,8 @@ class _LifespanRunner:
         for event in events:
             if isinstance(event, LifespanReadable):
                 _wake(self._reader)
-            elif isinstance(event, StartupFailed):
-                self.failure = f"application startup failed: {event.message}"
-                logger.error("Application startup failed. %s", event.message)
-            elif isinstance(event, ShutdownFailed):
-                logger.error("Application shutdown failed. %s", event.message)
-            elif isinstance(event, LifespanUnsupported):
-                if self._mode == "on":
-                    self.failure = "the app does not support lifespan (lifespan='on')"
-                    logger.error("%s", self.failure, exc_info=event.exc)
-                elif event.exc is None:  # LIFE-13
-                    logger.warning("ASGI 'lifespan' app returned without answering startup.")
-                else:
-                    logger.info("ASGI 'lifespan' protocol appears unsupported.")
-            elif isinstance(event, LifespanErrored):
-                logger.error("Exception in 'lifespan' protocol", exc_info=event.exc)
-            elif isinstance(event, StartupComplete):
-                logger.debug("Application startup complete.")
+            else:
+                self.failure = report_lifespan(event, self._mode) or self.failure
         if events:
             self._changed.set()
         return bool(events)
@@ -533,9 +435,14 @@ class Server:
         if not self.connections:
             self._all_closed.set()
 
-    async def serve(self, shutdown_trigger: ShutdownTrigger | None = None) -> None:
+    async def serve(
+        self,
+        shutdown_trigger: ShutdownTrigger | None = None,
+        ready: Callable[[Server], object] | None = None,
+    ) -> None:
         """Serve until ``shutdown_trigger`` completes (default: SIGINT or SIGTERM) or
-        ``shutdown()`` is called.  Raises ``LifespanStartupError`` if startup failed."""
+        ``shutdown()`` is called; ``ready(self)`` is called once connections are accepted.
+        Raises ``LifespanStartupError`` if startup failed."""
         loop = asyncio.get_running_loop()
         lifespan = None
         if self._lifespan_mode != "off":
@@ -568,6 +475,8 @@ class Server:
             else:
                 signals = self._install_signals(loop)
             self._started.set()
+            if ready is not None:
+                ready(self)
             await self._stop.wait()
         finally:
             listener.close()  # stop accepting; never await wait_closed() (hangs on 3.12+)
@@ -648,17 +557,7 @@ async def serve(
         lifespan=lifespan, backlog=backlog, access_log=access_log, tls_server_cert=tls_server_cert,
         lifespan_timeout=lifespan_timeout,
     )
-    if ready is None:
-        await server.serve(shutdown_trigger)
-        return
-    serving = asyncio.ensure_future(server.serve(shutdown_trigger))
-    started = asyncio.ensure_future(server.wait_started())
-    await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
-    if started.done():
-        ready(server)
-    else:
-        started.cancel()
-    await serving
+    await server.serve(shutdown_trigger, ready)
 
 
 def use_uvloop() -> bool:
