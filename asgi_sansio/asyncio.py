@@ -230,9 +230,12 @@ class _HTTPProtocol(asyncio.Protocol):
             finally:
                 self._flush()
             if access_log and message["type"] == "http.response.start":
+                target = scope["raw_path"]
+                if scope["query_string"]:
+                    target += b"?" + scope["query_string"]
                 access_logger.info(
                     '%s - "%s %s HTTP/%s" %d', self._client_text, scope["method"],
-                    scope["raw_path"].decode("latin-1"), scope["http_version"], message["status"],
+                    target.decode("latin-1"), scope["http_version"], message["status"],
                 )
             while (
                 (self._write_paused or not conn.writable(sid)) and not stream.ended
@@ -450,39 +453,39 @@ class Server:
             self.state = await lifespan.startup()
         host, port, uds, sock, backlog = self._bind
         own_uds = uds if sock is None else None
-        if sock is None:
-            sock = bind_socket(host, port, uds, backlog)
-            logger.info("Serving on %s", socket_url(sock, self._ssl is not None))
-
-        def factory() -> _HTTPProtocol:
-            return _HTTPProtocol(self)
-
-        if sock.family == socket.AF_UNIX:
-            listener = await loop.create_unix_server(
-                factory, sock=sock, ssl=self._ssl, backlog=backlog
-            )
-        else:
-            listener = await loop.create_server(factory, sock=sock, ssl=self._ssl, backlog=backlog)
-        self.addresses = [sock.getsockname()]
-        trigger_task: asyncio.Future[object] | None = None
         signals: list[signal.Signals] = []
         try:
-            if shutdown_trigger is not None:
-                if callable(shutdown_trigger):
-                    shutdown_trigger = shutdown_trigger()
-                trigger_task = asyncio.ensure_future(shutdown_trigger)
-                trigger_task.add_done_callback(lambda _: self.shutdown())
+            if sock is None:
+                sock = bind_socket(host, port, uds, backlog)
+                logger.info("Serving on %s", socket_url(sock, self._ssl is not None))
+            if sock.family == socket.AF_UNIX:
+                listener = await loop.create_unix_server(
+                    lambda: _HTTPProtocol(self), sock=sock, ssl=self._ssl, backlog=backlog
+                )
             else:
-                signals = self._install_signals(loop)
-            self._started.set()
-            if ready is not None:
-                ready(self)
-            await self._stop.wait()
+                listener = await loop.create_server(
+                    lambda: _HTTPProtocol(self), sock=sock, ssl=self._ssl, backlog=backlog
+                )
+            self.addresses = [sock.getsockname()]
+            trigger: asyncio.Future[object] | None = None
+            try:
+                if shutdown_trigger is None:
+                    signals = self._install_signals(loop)
+                else:
+                    trigger = asyncio.ensure_future(
+                        shutdown_trigger() if callable(shutdown_trigger) else shutdown_trigger
+                    )
+                    trigger.add_done_callback(self._triggered)
+                self._started.set()
+                if ready is not None:
+                    ready(self)
+                await self._stop.wait()
+            finally:
+                listener.close()  # stop accepting; never await wait_closed() (hangs on 3.12+)
+                if trigger is not None:
+                    trigger.cancel()
+                await self._drain(loop)
         finally:
-            listener.close()  # stop accepting; never await wait_closed() (hangs on 3.12+)
-            if trigger_task is not None:
-                trigger_task.cancel()
-            await self._drain(loop)
             if lifespan is not None:
                 await lifespan.shutdown()
             for sig in signals:  # only now: a second signal during the drain forces it
@@ -490,6 +493,11 @@ class Server:
             if own_uds is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(own_uds)
+
+    def _triggered(self, trigger: asyncio.Future[object]) -> None:
+        if not trigger.cancelled() and trigger.exception() is not None:
+            logger.error("The shutdown trigger failed", exc_info=trigger.exception())
+        self.shutdown()
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
         def on_signal() -> None:

@@ -101,10 +101,11 @@ def test_demo_app_then_sigint(cli: type[Cli]) -> None:
     page = httpx.get(base + "/", timeout=5)
     assert page.status_code == 200
     assert "Hello from asgi-sansio" in page.text
-    assert httpx.post(base + "/echo", content=b"hi", timeout=5).content == b"hi"
+    assert httpx.post(base + "/echo?x=1", content=b"hi", timeout=5).content == b"hi"
     assert server.stop(signal.SIGINT) == 0, "\n".join(server.lines)
     log = "\n".join(server.lines)
     assert '"GET / HTTP/1.1" 200' in log  # the access log is on by default
+    assert '"POST /echo?x=1 HTTP/1.1" 200' in log
     assert "Traceback" not in log
 
 
