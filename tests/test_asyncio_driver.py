@@ -247,6 +247,58 @@ def test_large_body_to_slow_app_pauses_reading_and_arrives_intact() -> None:
     run(main())
 
 
+def test_slow_reader_holds_the_apps_send_until_it_leaves() -> None:
+    chunk = b"x" * 1024 * 1024
+    sent: list[int] = []
+    outcome: dict[str, BaseException] = {}
+    finished = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(200):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent.append(1)
+        except OSError as exc:
+            outcome["send"] = exc
+        finally:
+            finished.set()
+
+    async def main() -> None:
+        async with serving(app, lifespan="off") as server:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.port, limit=1024
+            )
+            writer.write(get("/"))
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.3)  # we read no more: the app's send() must be held
+            assert 0 < len(sent) < 100
+            writer.transport.abort()
+            await finished.wait()
+            assert isinstance(outcome["send"], ClientDisconnected)
+
+    run(main())
+
+
+def test_expect_100_continue_sent_when_the_app_reads() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"got " + await read_body(receive))
+
+    async def main() -> None:
+        async with serving(app, lifespan="off") as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                         b"Expect: 100-continue\r\n\r\n")
+            interim = await reader.readuntil(b"\r\n\r\n")
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            writer.write(b"hello")
+            [(head, body)] = await read_responses(reader, 1)
+            assert (head.status_code, body) == (200, b"got hello")
+            writer.close()
+
+    run(main())
+
+
 def test_app_raising_before_start_gives_500(caplog: pytest.LogCaptureFixture) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise ValueError("boom")
@@ -426,6 +478,28 @@ def test_shutdown_deadline_aborts_a_stuck_request() -> None:
         await asyncio.wait_for(task, 3)  # the core's deadline, then the app is cancelled
         assert await reader.read() == b""
         writer.close()
+
+    run(main())
+
+
+def test_serve_with_ready_callback_and_an_awaitable_trigger() -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        seen: list[int | None] = []
+        tasks: list[asyncio.Task[None]] = []
+
+        def ready(server: Server) -> None:
+            seen.append(server.port)
+
+            async def fetch() -> None:
+                async with httpx.AsyncClient() as client:
+                    seen.append((await client.get(url(server, "/"))).status_code)
+                stop.set()
+
+            tasks.append(asyncio.get_running_loop().create_task(fetch()))
+
+        await serve(demo_app, port=0, shutdown_trigger=stop.wait(), ready=ready)
+        assert isinstance(seen[0], int) and seen[1:] == [200]
 
     run(main())
 
