@@ -1,8 +1,9 @@
-"""Write the seed corpora: ``python fuzz/seeds.py`` (rewrites fuzz/corpus/<harness>/seed-*).
+"""Write the seed corpora and the scripted regression inputs: ``python fuzz/seeds.py``
+(rewrites fuzz/corpus/<harness>/seed-* and fuzz/regressions/<harness>/<name>).
 
-Each seed is a named scenario given as the harness's decisions, recorded through
+Each input is a named scenario given as the harness's decisions, recorded through
 ``_common.scripted`` so that the bytes decode to exactly that run.  Rerun after changing how a
-harness reads its input; ``--show NAME`` prints a seed's call trace.
+harness reads its input; ``--show NAME`` prints an input's call trace.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import fuzz_detect
 import fuzz_http11
 import fuzz_lifespan
-from _common import CORPUS_DIR, scripted
+from _common import CORPUS_DIR, FUZZ_DIR, scripted
 
 # --------------------------------------------------------------------------------------------
 # HTTP/1.1: steps mirror fuzz_http11.run and make_message
@@ -217,6 +218,18 @@ LIFESPAN = {
     "garbage": life(send("none"), send("string"), send("empty"), STARTUP, finish()),
 }
 
+# Inputs that broke an invariant (named after it: a key of KNOWN_ISSUES while the bug is open).
+HTTP11_REGRESSIONS = {
+    # HEAD, the app fails: the 500 carries 21 body bytes the client reads as the next response.
+    "head-error-body": h1(1, 0, req("head", "get"), done(True), recv(), respond(), done()),
+    # The app says "connection: close" then "Connection: keep-alive": the server keeps going.
+    "close-ignored": h1(1, 0, req("get", "get"), ([20, 0, 2, 3, 4, 2, 1, 0], []),
+                        body(5, False, True), done(app=0), respond(), done()),
+    # The app answers without reading the chunked body: the drain has no deadline.
+    "no-deadline": h1(1, 2, req("open"), respond(), done()),
+}
+REGRESSIONS = {"fuzz_http11": HTTP11_REGRESSIONS}
+
 HARNESSES: dict[str, tuple[Any, dict[str, tuple[list[int], list[bytes]]]]] = {
     "fuzz_http11": (fuzz_http11, HTTP11),
     "fuzz_detect": (fuzz_detect, DETECT),
@@ -233,7 +246,8 @@ def record(run: Callable[..., None], values: list[int], blobs: list[bytes],
 
 def main() -> None:
     if sys.argv[1:2] == ["--show"]:
-        for module, seeds in HARNESSES.values():
+        for harness, (module, seeds) in HARNESSES.items():
+            seeds = {**seeds, **REGRESSIONS.get(harness, {})}
             for name in sys.argv[2:]:
                 if name in seeds:
                     trace: list[str] = []
@@ -250,6 +264,15 @@ def main() -> None:
             module.run_one(data)  # the bytes replay cleanly
             (out / f"seed-{name}").write_bytes(data)
         print(f"{out}: {len(seeds)} seeds")
+        regressions = REGRESSIONS.get(harness, {})
+        if regressions:
+            out = FUZZ_DIR / "regressions" / harness
+            out.mkdir(parents=True, exist_ok=True)
+            for name, (values, blobs) in regressions.items():
+                data = record(module.run, values, blobs)
+                module.run_one(data)  # replays cleanly while the issue is tolerated
+                (out / name).write_bytes(data)
+            print(f"{out}: {len(regressions)} regression inputs")
 
 
 if __name__ == "__main__":

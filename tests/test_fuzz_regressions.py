@@ -1,0 +1,181 @@
+"""Replay the fuzz corpora and regression inputs (fuzz/) through each harness's ``run_one``.
+
+Every committed input must pass with the known core bugs tolerated (``KNOWN_ISSUES``).  Each
+known bug also has a strict ``xfail`` here, as a fuzz input and as a minimal reproduction against
+the public API: when a fix lands, the strict xfail fails, and its entry in
+``fuzz/_common.KNOWN_ISSUES`` and its marker here go.  See fuzz/README.md.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asgi_sansio import ServerConnection, StreamStarted
+
+from .helpers import Harness, parse_responses
+
+FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
+sys.path.insert(0, str(FUZZ_DIR))
+
+import _common  # noqa: E402
+import fuzz_detect  # noqa: E402
+import fuzz_http11  # noqa: E402
+import fuzz_lifespan  # noqa: E402
+
+HARNESSES: dict[str, Any] = {
+    "fuzz_http11": fuzz_http11,
+    "fuzz_detect": fuzz_detect,
+    "fuzz_lifespan": fuzz_lifespan,
+}
+
+
+def _inputs(kind: str) -> list[Any]:
+    return [
+        pytest.param(name, path, id=f"{name}/{path.name}")
+        for name in HARNESSES
+        for path in sorted((FUZZ_DIR / kind / name).glob("*"))
+        if path.is_file()
+    ]
+
+
+CORPUS = _inputs("corpus")
+REGRESSIONS = _inputs("regressions")
+
+
+def test_every_harness_has_seeds() -> None:
+    for name in HARNESSES:
+        assert len(list((FUZZ_DIR / "corpus" / name).glob("seed-*"))) >= 12, name
+
+
+@pytest.mark.parametrize(("harness", "path"), CORPUS)
+def test_corpus_replays(harness: str, path: Path) -> None:
+    HARNESSES[harness].run_one(path.read_bytes())
+
+
+@pytest.mark.parametrize(("harness", "path"), REGRESSIONS)
+def test_regression_replays(harness: str, path: Path) -> None:
+    HARNESSES[harness].run_one(path.read_bytes())
+
+
+# --- known core bugs, strictly ---------------------------------------------------------------
+
+STRICT_XFAIL = {
+    name: pytest.mark.xfail(strict=True, raises=_common.Violation, reason=reason)
+    for name, reason in _common.KNOWN_ISSUES.items()
+}
+
+
+def test_every_known_issue_has_a_regression_input() -> None:
+    names = {path.name for path in (FUZZ_DIR / "regressions" / "fuzz_http11").glob("*")}
+    assert set(_common.KNOWN_ISSUES) <= names
+
+
+@pytest.mark.parametrize(
+    "issue",
+    [pytest.param(name, marks=mark, id=name) for name, mark in STRICT_XFAIL.items()],
+)
+def test_known_issue_strict(issue: str) -> None:
+    data = (FUZZ_DIR / "regressions" / "fuzz_http11" / issue).read_bytes()
+    fuzz_http11.run_one(data, tolerate=())
+
+
+@STRICT_XFAIL["head-error-body"]
+def test_head_request_error_response_has_no_body() -> None:
+    """RFC 9110 9.3.2: no content in a response to HEAD, a 500 included; on a kept-alive
+    connection its body would be read as the start of the next response."""
+    h = Harness()
+    h.feed(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.finish(1, RuntimeError("app failed"))
+    h.respond(2)
+    h.finish(2)
+    try:
+        replies = parse_responses(h.take_output(), methods=["HEAD", "GET"], eof=False)
+    except Exception as exc:  # h11 cannot decode the second response
+        raise _common.Violation("head-error-body", str(exc)) from exc
+    if [r.status for r in replies] != [500, 200]:
+        raise _common.Violation("head-error-body", repr(replies))
+
+
+@STRICT_XFAIL["close-ignored"]
+def test_app_connection_close_is_honoured() -> None:
+    """RFC 9112 9.6: a server that sends ``close`` must close after that response, even when the
+    app also sent another Connection header."""
+    h = Harness()
+    h.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.respond(1, headers=[(b"connection", b"close"), (b"connection", b"keep-alive"),
+                          (b"content-length", b"2")])
+    if not h.conn.closed or len(h.started()) != 1:
+        raise _common.Violation("close-ignored", "the next request was served")
+
+
+@STRICT_XFAIL["no-deadline"]
+def test_unread_body_drain_has_a_deadline() -> None:
+    """A client that stops sending a body the app did not read must not hold the connection
+    forever: once the app is done, some deadline must be pending."""
+    h = Harness()
+    h.feed(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    h.respond(1)
+    h.finish(1)
+    if not h.conn.closed and h.conn.get_timer() is None:
+        raise _common.Violation("no-deadline", "no timer while draining")
+
+
+# --- the harness machinery -----------------------------------------------------------------------
+
+
+def test_internal_probe_sees_core_buffers() -> None:
+    """The buffer-bound invariants read private attributes: fail loudly if they were renamed."""
+    conn = ServerConnection(now=0.0)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
+    assert any(isinstance(e, StreamStarted) for e in conn.pop_events())
+    sizes = _common.internal_sizes(conn)
+    assert sizes is not None and set(sizes["streams"]) == {1}
+
+
+def _decode(p: Any, plan: list[tuple[str, int]]) -> list[Any]:
+    out: list[Any] = [p.remaining_bytes()]
+    for call, arg in plan:
+        if call == "int":
+            out.append(p.ConsumeIntInRange(3, 3 + arg))
+        elif call == "bytes":
+            out.append(p.ConsumeBytes(arg))
+        else:
+            out.append(p.ConsumeBool())
+        out.append(p.remaining_bytes())
+    return out
+
+
+def _plan(rng: random.Random) -> list[tuple[str, int]]:
+    return [
+        (rng.choice(["int", "int", "bytes", "bool"]),
+         rng.choice([0, 1, 5, 255, 256, 1000, 70_000, 2**32, 2**63]))
+        for _ in range(rng.randint(0, 30))
+    ]
+
+
+def test_provider_matches_atheris() -> None:
+    """The pure-Python provider decodes exactly as atheris's (inputs replay the same runs)."""
+    atheris = pytest.importorskip("atheris")
+    rng = random.Random(7)
+    for _ in range(500):
+        data = rng.randbytes(rng.randint(0, 64))
+        plan = [(c, a if c != "bytes" else a % 40) for c, a in _plan(rng)]
+        assert _decode(_common.Provider(data), plan) == _decode(
+            atheris.FuzzedDataProvider(data), plan
+        )
+
+
+def test_recorded_choices_replay() -> None:
+    """``Recorder.build()`` gives the bytes that make a provider repeat the recorded choices."""
+    rng = random.Random(11)
+    for _ in range(300):
+        rec = _common.randomly(rng, rng.randint(0, 40))
+        plan = [(c, a) for c, a in _plan(rng) if c != "bytes" or a < 300]
+        recorded = _decode(rec, plan)[1::2]
+        replayed = _decode(_common.Provider(rec.build()), plan)[1::2]
+        assert replayed == recorded
