@@ -69,12 +69,16 @@ def last_chunk(trailers: list[tuple[bytes, bytes]] | None) -> bytes:
     return b"0\r\n\r\n"
 
 
-def error_response(status: int, close: bool = True) -> bytes:
-    """A short plain-text answer, for requests the app never saw and for app failures."""
+def error_response(status: int, close: bool = True, head: bool = False) -> bytes:
+    """A short plain-text answer, for requests the app never saw and for app failures.
+
+    ``head``: the request was HEAD, so the body stays off the wire (RFC 9110 9.3.2), or a
+    kept-alive client would read it as the next response.
+    """
     body = REASONS.get(status, b"Error")
     return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s\r\n%s" % (
         status_line(status),
         len(body),
         b"connection: close\r\n" if close else b"",
-        body,
+        b"" if head else body,
     )

@@ -424,16 +424,16 @@ class HTTP11Connection:
         self._head_deadline = None
         self._idle_deadline = None
         if head.version not in (b"1.1", b"1.0"):
-            self._reject(505)
+            self._reject(505, head)
             return
         headers = head.headers
         if len(headers) > self.config.max_header_count:
-            self._reject(431)
+            self._reject(431, head)
             return
         method = head.method
         target = head.target
         if method == b"CONNECT":
-            self._reject(501)  # SRV-17: we are not a proxy
+            self._reject(501, head)  # SRV-17: we are not a proxy
             return
         host_index = -1
         te_trailers = False
@@ -445,7 +445,7 @@ class HTTP11Connection:
             if name == b"host":
                 host_index = index
                 if _HOST_RE.fullmatch(value) is None:
-                    self._reject(400)
+                    self._reject(400, head)
                     return
             elif name == b"te":
                 te_trailers = msgs.has_token(value, b"trailers")
@@ -458,7 +458,7 @@ class HTTP11Connection:
         if head_size > self.config.max_head_size:
             # h11 bounds only a head that is still incomplete; one that arrived whole is
             # measured here.
-            self._reject(431)
+            self._reject(431, head)
             return
         max_body = self.config.max_body_size
         if (
@@ -467,7 +467,7 @@ class HTTP11Connection:
             and max_body is not None
             and content_length > max_body
         ):
-            self._reject(413)
+            self._reject(413, head)
             return
         if target[:1] != b"/":
             if target == b"*" and method == b"OPTIONS":
@@ -482,7 +482,7 @@ class HTTP11Connection:
                         cut = found
                 authority, target = rest[:cut], rest[cut:]
                 if not authority or _HOST_RE.fullmatch(authority) is None:
-                    self._reject(400)
+                    self._reject(400, head)
                     return
                 if target[:1] != b"/":
                     target = b"/" + target
@@ -492,7 +492,7 @@ class HTTP11Connection:
                 else:
                     headers.insert(0, (b"host", authority))
             else:
-                self._reject(400)
+                self._reject(400, head)
                 return
 
         stream = _Stream(self._next_id, head.version, method == b"HEAD")
@@ -532,9 +532,10 @@ class HTTP11Connection:
         self._current = stream
         self._events.append(StreamStarted(stream.stream_id, scope))
 
-    def _reject(self, status: int) -> None:
+    def _reject(self, status: int, head: RequestHead | None = None) -> None:
         """Answer a request the app will never see, then close (issue #2: bad input)."""
-        self._out.append(writer.error_response(status))
+        is_head = head is not None and head.method == b"HEAD"
+        self._out.append(writer.error_response(status, head=is_head))
         self._close()
 
     def _parse_error(self, error: ParseError) -> None:
@@ -625,7 +626,7 @@ class HTTP11Connection:
             elif lname == b"server":
                 has_server = True
             elif lname == b"connection":
-                has_close = msgs.has_token(value, b"close")
+                has_close = has_close or msgs.has_token(value, b"close")
             clean.append((name, value))
         if trailers and "http.response.trailers" not in stream.extensions:
             raise AppMisuseError(
@@ -715,6 +716,9 @@ class HTTP11Connection:
             stream.body.clear()
             stream.body_bytes = 0
             stream.drain_left = self.config.max_body_drain
+            # A client that stops sending must not hold the connection: the drain gets the
+            # keep-alive timeout as a fixed deadline.
+            self._idle_deadline = now + self.config.keep_alive_timeout
             self._process(now)
         else:
             self._next_cycle(now)
@@ -752,7 +756,7 @@ class HTTP11Connection:
                 or self._shutting_down
                 or stream.version != b"1.1"
             )
-            self._out.append(writer.error_response(500, close=close))
+            self._out.append(writer.error_response(500, close=close, head=stream.is_head))
             stream.close_after = close
             self._response_done(stream, now)
             return

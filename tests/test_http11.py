@@ -642,3 +642,37 @@ def test_events_order_stream_ended_before_connection_closed() -> None:
     h.respond(1)
     kinds = [type(e) for e in h.events]
     assert kinds == [StreamStarted, StreamEnded, ConnectionClosed]
+
+
+# -- found by fuzzing (fuzz/regressions) ----------------------------------------------------------
+
+
+def test_500_to_head_request_has_no_body_and_keeps_framing() -> None:
+    # RFC 9110 9.3.2: otherwise a kept-alive client reads the body as the next response.
+    h = Harness()
+    h.feed(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n" + GET)
+    h.finish(1, RuntimeError("boom"))
+    h.respond(2, body=b"two")
+    replies = parse_responses(h.out, ["HEAD", "GET"])
+    assert [(r.status, r.body) for r in replies] == [(500, b""), (200, b"two")]
+
+
+def test_app_connection_close_wins_over_a_later_connection_header() -> None:
+    # RFC 9112 9.6
+    h = Harness()
+    h.feed(GET + GET)
+    h.respond(1, headers=[(b"connection", b"close"), (b"connection", b"keep-alive"),
+                          (b"content-length", b"2")])
+    assert closed(h) and len(h.started()) == 1
+
+
+def test_draining_an_unread_body_has_a_deadline() -> None:
+    h = Harness(make_conn(keep_alive_timeout=5.0))
+    h.feed(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    h.now = 1.0
+    h.respond(1)
+    h.finish(1)
+    assert not closed(h) and h.conn.get_timer() == 6.0
+    h.conn.handle_timer(6.0)
+    h.pump()
+    assert closed(h)
