@@ -9,6 +9,7 @@ import os
 import re
 import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -171,3 +172,30 @@ def test_bad_app_exits_1(cli: type[Cli]) -> None:
     assert server.process.wait(8) == 1
     list(server.read_lines(1))
     assert "no_such_module_here" in "\n".join(server.lines)
+
+
+def test_tls_from_cert_files(cli: type[Cli], tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    (tmp_path / "tlsapp.py").write_text(
+        "import json\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        raise RuntimeError('no lifespan')\n"
+        "    tls = scope['extensions']['tls']\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': json.dumps(tls).encode()})\n"
+    )
+    server = cli("tlsapp:app", "--port", "0", "--certfile", str(tmp_path / "cert.pem"),
+                 "--keyfile", str(tmp_path / "key.pem"), cwd=tmp_path)
+    base = server.wait_for_url()
+    assert base.startswith("https://127.0.0.1:")
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    tls = httpx.get(base + "/", verify=context, timeout=5).json()
+    assert tls["server_cert"] == cert.cert_chain_pems[0].bytes().decode()
+    assert tls["tls_version"] in (0x0303, 0x0304)
+    assert server.stop() == 0, "\n".join(server.lines)
