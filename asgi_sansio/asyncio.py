@@ -369,8 +369,10 @@ class Server:
     """Listening sockets, connections, lifespan and graceful shutdown for one event loop.
 
     ``sock`` (an already-bound listening socket, e.g. shared by worker processes) wins over
-    ``uds``, which wins over ``host``/``port``.  ``tls_server_cert`` is the PEM for the ``tls``
-    extension's ``server_cert``: an ``SSLContext`` cannot tell it.
+    ``uds``, which wins over ``host``/``port``.  ``ssl`` gets its ALPN set to what the core
+    speaks (``http/1.1`` for now).  ``tls_server_cert`` is the PEM for the ``tls`` extension's
+    ``server_cert``: an ``SSLContext`` cannot tell it.  ``lifespan_timeout`` bounds each
+    lifespan phase (LIFE-14), as ``Config`` has no field for it yet.
     """
 
     def __init__(
