@@ -29,8 +29,9 @@ class Config:
     # client cannot stream forever into an app that buffers.  Exceeded -> 413 (or an abort if
     # the response already started).
     max_body_size: int | None = 100 * 1024 * 1024
-    # 64 KiB of body received but not yet pulled by the app: above it the core asks the driver
-    # to stop reading (``wants_read``).  Uvicorn uses the same high-water mark.
+    # 64 KiB of body (or of complete WebSocket messages) received but not yet pulled by the
+    # app: above it the core asks the driver to stop reading (``wants_read``).  Uvicorn uses
+    # the same high-water mark.
     body_buffer_size: int = 64 * 1024
     # 64 KiB: after a response, a request body the app never read is read and thrown away up
     # to this many bytes to keep the connection alive; past it the connection is closed, so a
@@ -54,6 +55,20 @@ class Config:
     # Long enough for ordinary responses, short enough for an orchestrator's kill timeout.
     shutdown_timeout: float = 10.0
 
+    # --- WebSocket ------------------------------------------------------------------------------
+    # 16 MiB: Uvicorn's and Hypercorn's default.  Bounds a reassembled message and what
+    # permessage-deflate may inflate for one message (wsproto bounds neither).  Exceeded -> 1009.
+    ws_max_message_size: int = 16 * 1024 * 1024
+    # permessage-deflate costs ~100 KiB of zlib state per socket (Uvicorn#1862); on by default
+    # because most traffic compresses well, off for many idle sockets.
+    ws_per_message_deflate: bool = True
+    # 20 s: pings keep NAT and proxy mappings alive and find dead peers; None disables them.
+    ws_ping_interval: float | None = 20.0
+    # 20 s without a pong after a ping: the peer is gone; close with 1011.
+    ws_ping_timeout: float = 20.0
+    # 5 s for the peer to answer our Close frame before we hang up anyway.
+    ws_close_timeout: float = 5.0
+
     # --- scope and response decoration -------------------------------------------------------
     # The ASGI ``root_path`` (mount point); it comes from configuration only (HTTP-SCOPE-09).
     root_path: str = ""
@@ -64,11 +79,12 @@ class Config:
 
     def __post_init__(self) -> None:
         for name in ("max_head_size", "max_target_length", "max_header_count", "body_buffer_size",
-                     "output_high_water"):
+                     "output_high_water", "ws_max_message_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive")
         if self.max_body_size is not None and self.max_body_size < 0:
             raise ValueError("Config.max_body_size must be None or >= 0")
-        for name in ("keep_alive_timeout", "head_timeout", "shutdown_timeout", "max_body_drain"):
+        for name in ("keep_alive_timeout", "head_timeout", "shutdown_timeout", "max_body_drain",
+                     "ws_ping_timeout", "ws_close_timeout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Config.{name} must be >= 0")

@@ -177,8 +177,9 @@ class ServerConnection:
         if not self._refused_h2:
             self._h1.handle_timer(now)
 
-    def shutdown(self, now: float) -> None:
+    def shutdown(self, now: float, restart: bool = False) -> None:
         """Begin a graceful close: finish in-flight work, accept no new requests, and abort
-        what is left after ``Config.shutdown_timeout``.  Queues output."""
+        what is left after ``Config.shutdown_timeout``.  WebSockets close with 1001, or 1012
+        when ``restart`` says the server comes back.  Queues output."""
         if not self._refused_h2:
-            self._h1.shutdown(now)
+            self._h1.shutdown(now, restart)

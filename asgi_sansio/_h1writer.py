@@ -69,16 +69,19 @@ def last_chunk(trailers: list[tuple[bytes, bytes]] | None) -> bytes:
     return b"0\r\n\r\n"
 
 
-def error_response(status: int, close: bool = True, head: bool = False) -> bytes:
+def error_response(
+    status: int, close: bool = True, head: bool = False, extra: bytes = b""
+) -> bytes:
     """A short plain-text answer, for requests the app never saw and for app failures.
 
     ``head``: the request was HEAD, so the body stays off the wire (RFC 9110 9.3.2), or a
-    kept-alive client would read it as the next response.
+    kept-alive client would read it as the next response.  ``extra`` is pre-serialised fields.
     """
     body = REASONS.get(status, b"Error")
-    return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s\r\n%s" % (
+    return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s%s\r\n%s" % (
         status_line(status),
         len(body),
+        extra,
         b"connection: close\r\n" if close else b"",
         b"" if head else body,
     )

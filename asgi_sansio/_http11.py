@@ -45,6 +45,7 @@ from ._events import (
     StreamStarted,
 )
 from ._http_messages import Resp
+from ._websocket import WebSocketSession, check_handshake, offered_subprotocols
 
 _ASGI_VERSION = "3.0"
 _SPEC_VERSION = "2.5"
@@ -186,6 +187,12 @@ class _H11Wire:
     def request_line_seen(self) -> bool:
         return not self._at_line_start
 
+    def take_pending(self) -> bytes:
+        """Hand over the bytes after the request (the protocol switched, RFC 9110 15.2.2)."""
+        pending, _ = self._conn.trailing_data
+        self._conn = h11.Connection(h11.SERVER)  # never used again; drops its buffer
+        return pending
+
     def next_cycle(self) -> None:
         """Start parsing the next request.
 
@@ -292,6 +299,10 @@ class HTTP11Connection:
         self._root_path = config.root_path
         self._root_path_raw = config.root_path.encode("utf-8")
         self._streams: dict[int, _Stream] = {}
+        # A WebSocket takes the whole connection: after its Upgrade no request follows.
+        self._ws: WebSocketSession | None = None
+        self._ws_open = False  # accepted: bytes from the peer are frames for the session
+        self._ws_deny_chunked = False
         self._current: _Stream | None = None  # the exchange being read or answered
         self._next_id = 1
         self._out: list[bytes] = []
@@ -327,6 +338,10 @@ class HTTP11Connection:
     def wants_read(self) -> bool:
         if self.closed or self._eof:
             return False
+        ws = self._ws
+        if ws is not None:
+            # Before the accept, hold early frames back in the parser (a few bytes at most).
+            return ws.wants_read if self._ws_open else not self._wire.buffered
         stream = self._current
         if stream is None:
             return True
@@ -347,6 +362,15 @@ class HTTP11Connection:
         if self.closed:
             return
         self._now = now
+        ws = self._ws
+        if ws is not None:
+            if self._ws_open or not data:
+                ws.receive_data(data, now)
+                if not data:
+                    self._close()
+            else:
+                self._wire.feed(data)  # the client may send frames before our 101
+            return
         if not data:
             self._eof = True
             self._wire.feed(b"")
@@ -368,7 +392,7 @@ class HTTP11Connection:
         """Pull items from the parser while the current exchange can take them."""
         wire = self._wire
         limit = self.config.body_buffer_size
-        while not self.closed:
+        while not self.closed and self._ws is None:
             stream = self._current
             if stream is not None and (stream.body_done or stream.body_bytes >= limit):
                 return
@@ -438,7 +462,7 @@ class HTTP11Connection:
         host_index = -1
         te_trailers = False
         content_length: int | None = None
-        transfer_encoding = wants_close = False
+        transfer_encoding = wants_close = wants_upgrade = upgrade_websocket = False
         head_size = len(target)
         for index, (name, value) in enumerate(headers):
             head_size += len(name) + len(value)
@@ -455,6 +479,9 @@ class HTTP11Connection:
                 transfer_encoding = True
             elif name == b"connection":
                 wants_close = wants_close or msgs.has_token(value, b"close")  # SRV-08
+                wants_upgrade = wants_upgrade or msgs.has_token(value, b"upgrade")
+            elif name == b"upgrade":
+                upgrade_websocket = upgrade_websocket or msgs.has_token(value, b"websocket")
         if head_size > self.config.max_head_size:
             # h11 bounds only a head that is still incomplete; one that arrived whole is
             # measured here.
@@ -495,6 +522,17 @@ class HTTP11Connection:
                 self._reject(400, head)
                 return
 
+        raw_path, _, query = target.partition(b"?")
+        if b"%" in raw_path:
+            path = unquote(raw_path.decode("ascii"), errors="replace")
+        else:
+            path = raw_path.decode("ascii")
+        if wants_upgrade and upgrade_websocket:
+            # RFC 9110 7.8: Upgrade counts only when Connection lists it; otherwise this is
+            # plain HTTP and the header is ignored.
+            has_body = transfer_encoding or bool(content_length)
+            self._websocket(head, headers, path, raw_path, query, has_body)
+            return
         stream = _Stream(self._next_id, head.version, method == b"HEAD")
         self._next_id += 1
         # RFC 9112 6.3: both framings at once is a smuggling attempt or a broken proxy.
@@ -505,12 +543,6 @@ class HTTP11Connection:
         if self._tls is not None:
             extensions["tls"] = self._tls
         stream.extensions = extensions
-
-        raw_path, _, query = target.partition(b"?")
-        if b"%" in raw_path:
-            path = unquote(raw_path.decode("ascii"), errors="replace")
-        else:
-            path = raw_path.decode("ascii")
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": _ASGI_VERSION, "spec_version": _SPEC_VERSION},
@@ -532,6 +564,98 @@ class HTTP11Connection:
         self._current = stream
         self._events.append(StreamStarted(stream.stream_id, scope))
 
+    def _websocket(
+        self,
+        head: RequestHead,
+        headers: list[tuple[bytes, bytes]],
+        path: str,
+        raw_path: bytes,
+        query: bytes,
+        has_body: bool,
+    ) -> None:
+        """An Upgrade to WebSocket: validate the handshake (WS-18), then hand the connection
+        to a ``WebSocketSession`` with this connection as its carrier."""
+        status = check_handshake(headers, head.method)
+        if head.version != b"1.1" or has_body:
+            status = 400
+        if status is not None:
+            extra = b"sec-websocket-version: 13\r\n" if status == 426 else b""
+            self._out.append(writer.error_response(status, extra=extra))
+            self._close()
+            return
+        stream_id = self._next_id
+        self._next_id += 1
+        extensions: dict[str, Any] = {"websocket.http.response": {}}
+        if self._tls is not None:
+            extensions["tls"] = self._tls
+        scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": {"version": _ASGI_VERSION, "spec_version": _SPEC_VERSION},
+            "http_version": "1.1",
+            "server": self._server,
+            "client": self._client,
+            "scheme": "wss" if self._tls is not None else "ws",
+            "root_path": self._root_path,
+            "path": self._root_path + path,
+            "raw_path": self._root_path_raw + raw_path,
+            "query_string": query,
+            "headers": headers,
+            "subprotocols": offered_subprotocols(headers),
+            "extensions": extensions,
+        }
+        if self._state is not None:
+            scope["state"] = self._state.copy()
+        self._ws = WebSocketSession(self.config, stream_id, self, headers, self._now)
+        self._events.append(StreamStarted(stream_id, scope))
+
+    # -- the WebSocket carrier (see _websocket.Carrier) ----------------------------------------
+
+    def ws_accept(self, session: WebSocketSession, headers: list[tuple[bytes, bytes]]) -> None:
+        fields = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade"), *headers]
+        self._out.append(writer.head(101, self._decorate(fields), "websocket.accept"))
+        self._ws_open = True
+        # Frames the client sent before our answer wait in the parser: they are the session's.
+        pending = self._wire.take_pending()
+        if pending:
+            session.receive_data(pending, self._now)
+
+    def ws_deny(
+        self, session: WebSocketSession, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        fields = [(n, v) for n, v in headers if n.lower() != b"transfer-encoding"]
+        self._ws_deny_chunked = not any(n.lower() == b"content-length" for n, _ in fields)
+        if self._ws_deny_chunked:
+            fields.append((b"transfer-encoding", b"chunked"))
+        fields.append((b"connection", b"close"))  # the connection ends with the denial
+        self._out.append(writer.head(status, self._decorate(fields), "websocket.http.response"))
+
+    def ws_deny_body(self, session: WebSocketSession, data: bytes, more: bool) -> None:
+        if self._ws_deny_chunked:
+            if data:
+                self._out.append(writer.chunk(data))
+            if not more:
+                self._out.append(b"0\r\n\r\n")
+        elif data:
+            self._out.append(data)
+
+    def ws_write(self, session: WebSocketSession, data: bytes) -> None:
+        self._out.append(data)
+
+    def ws_finished(self, session: WebSocketSession, abort: bool) -> None:
+        self._close()
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _decorate(self, fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """Add the date and server fields every response of ours carries (SRV-15)."""
+        names = {n.lower() for n, _ in fields}
+        if self.config.date_header and b"date" not in names:
+            fields.append((b"date", http_date(self._now + self._wall_offset)))
+        if self.config.server_header is not None and b"server" not in names:
+            fields.append((b"server", self.config.server_header))
+        return fields
+
     def _reject(self, status: int, head: RequestHead | None = None) -> None:
         """Answer a request the app will never see, then close (issue #2: bad input)."""
         is_head = head is not None and head.method == b"HEAD"
@@ -550,6 +674,9 @@ class HTTP11Connection:
     def receive(self, stream_id: int) -> dict[str, Any] | None:
         stream = self._streams.get(stream_id)
         if stream is None:
+            ws = self._ws
+            if ws is not None and ws.stream_id == stream_id:
+                return ws.receive()
             raise DriverMisuseError(f"no stream {stream_id} on this connection")
         if stream.ended:
             return {"type": "http.disconnect"}  # HTTP-RX-04: on every call once over
@@ -584,6 +711,11 @@ class HTTP11Connection:
     def send(self, stream_id: int, message: dict[str, Any], now: float) -> None:
         stream = self._streams.get(stream_id)
         if stream is None:
+            ws = self._ws
+            if ws is not None and ws.stream_id == stream_id:
+                self._now = now
+                ws.send(message, now)
+                return
             raise DriverMisuseError(f"no stream {stream_id} on this connection")
         if stream.gone:
             raise ClientDisconnected(f"stream {stream_id}: the client disconnected")
@@ -737,9 +869,13 @@ class HTTP11Connection:
 
     def app_finished(self, stream_id: int, now: float, exc: BaseException | None) -> None:
         stream = self._streams.get(stream_id)
-        if stream is None:
-            raise DriverMisuseError(f"no stream {stream_id} on this connection")
         self._now = now
+        if stream is None:
+            ws = self._ws
+            if ws is not None and ws.stream_id == stream_id:
+                ws.app_finished(exc, now)
+                return
+            raise DriverMisuseError(f"no stream {stream_id} on this connection")
         self._fail(stream, now)
         del self._streams[stream_id]
 
@@ -780,6 +916,8 @@ class HTTP11Connection:
         for stream in self._streams.values():
             stream.gone = True
             self._end_stream(stream)
+        if self._ws is not None:
+            self._ws.peer_lost()
         self._current = None
         self._idle_deadline = self._head_deadline = self._shutdown_deadline = None
         self._events.append(ConnectionClosed())
@@ -788,7 +926,8 @@ class HTTP11Connection:
 
     def get_timer(self) -> float | None:
         timer = self._idle_deadline
-        for deadline in (self._head_deadline, self._shutdown_deadline):
+        ws_timer = self._ws.get_timer() if self._ws is not None and not self.closed else None
+        for deadline in (self._head_deadline, self._shutdown_deadline, ws_timer):
             if deadline is not None and (timer is None or deadline < timer):
                 timer = deadline
         return timer
@@ -799,18 +938,24 @@ class HTTP11Connection:
         self._now = now
         if self._shutdown_deadline is not None and now >= self._shutdown_deadline:
             self._close()
+        elif self._ws is not None:
+            self._ws.handle_timer(now)
         elif self._head_deadline is not None and now >= self._head_deadline:
             self._out.append(writer.error_response(408))
             self._close()
         elif self._idle_deadline is not None and now >= self._idle_deadline:
             self._close()
 
-    def shutdown(self, now: float) -> None:
+    def shutdown(self, now: float, restart: bool = False) -> None:
         if self.closed or self._shutting_down:
             return
         self._now = now
         self._shutting_down = True
-        if self._current is None:
+        if self._ws is not None:
+            # WS-20: going away (1001), or 1012 when the server restarts.
+            self._ws.shutdown(now, 1012 if restart else 1001)
+            self._shutdown_deadline = now + self.config.shutdown_timeout
+        elif self._current is None:
             self._close()  # idle (or a head half-read): nothing in flight to finish
         else:
             self._shutdown_deadline = now + self.config.shutdown_timeout
