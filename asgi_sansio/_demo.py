@@ -1,8 +1,9 @@
 """The built-in demo app that ``python -m asgi_sansio`` serves when given none.
 
 Each endpoint shows one thing the server does: a plain page, a request body read to the end, a
-chunked streamed response, server-sent events, and the scope's headers.  It also speaks the
-lifespan protocol, so the startup path is exercised too.
+chunked streamed response, server-sent events, the scope's headers, and a WebSocket echo
+(``/ws``) with a small page to talk to it (``/chat``).  It also speaks the lifespan protocol, so
+the startup path is exercised too.
 """
 
 from __future__ import annotations
@@ -32,7 +33,45 @@ INDEX = b"""<!doctype html>
 <li><a href="/stream">/stream</a>: a chunked response, a piece at a time</li>
 <li><a href="/events">/events</a>: a few server-sent events, then the end</li>
 <li><a href="/headers">/headers</a>: the request headers as JSON</li>
+<li><a href="/chat">/chat</a>: a page that talks to <code>/ws</code>, a WebSocket echoing
+text and binary messages</li>
 </ul>
+</body>
+</html>
+"""
+
+
+CHAT = b"""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>asgi-sansio WebSocket echo</title>
+<style>#log{white-space:pre-wrap;font-family:monospace}</style></head>
+<body>
+<h1>WebSocket echo</h1>
+<p>Connected to <code>/ws</code>, which sends every message back.
+<span id="status">connecting...</span></p>
+<form id="form"><input id="text" autocomplete="off" autofocus>
+<button>Send</button></form>
+<div id="log"></div>
+<script>
+const log = (line) => {
+  document.getElementById("log").textContent += line + "\n";
+};
+const status = document.getElementById("status");
+const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+const ws = new WebSocket(scheme + "//" + location.host + "/ws");
+ws.onopen = () => { status.textContent = "open"; };
+ws.onclose = (e) => { status.textContent = "closed (" + e.code + ")"; };
+ws.onmessage = (e) => { log("< " + e.data); };
+document.getElementById("form").onsubmit = (e) => {
+  e.preventDefault();
+  const input = document.getElementById("text");
+  if (ws.readyState === WebSocket.OPEN) {
+    ws.send(input.value);
+    log("> " + input.value);
+  }
+  input.value = "";
+};
+</script>
 </body>
 </html>
 """
@@ -78,10 +117,33 @@ async def _lifespan(scope: dict[str, Any], receive: Receive, send: Send) -> None
             return
 
 
+async def _websocket(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """``/ws``: accept, then send every text or binary message back until the peer closes.
+    Any other path is refused before the handshake completes (HTTP 403)."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client left before we answered
+    if scope["path"] != "/ws":
+        await send({"type": "websocket.close"})
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """The demo ASGI 3 app."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
+        return
+    if scope["type"] == "websocket":
+        await _websocket(scope, receive, send)
         return
     if scope["type"] != "http":
         raise RuntimeError(f"the demo app serves no {scope['type']!r} scopes")  # MAIN-14
@@ -98,6 +160,8 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             (v for n, v in scope["headers"] if n == b"content-type"), b"application/octet-stream"
         )
         await _respond(send, 200, body, content_type, [])
+    elif path == "/chat":
+        await _respond(send, 200, CHAT, b"text/html; charset=utf-8", [])
     elif path == "/stream":
         await _stream(send, text, [b"chunk %d\n" % i for i in range(1, 6)])
     elif path == "/events":
