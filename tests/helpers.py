@@ -154,3 +154,156 @@ class Harness:
     def take_output(self) -> bytes:
         out, self.out = self.out, b""
         return out
+
+
+# -- WebSocket -------------------------------------------------------------------------------------
+# An independent wsproto *client* builds the upgrade request and decodes everything the server
+# writes (the 101 with its Sec-WebSocket-Accept, denial responses, frames).
+
+import os  # noqa: E402
+import struct  # noqa: E402
+
+from wsproto import ConnectionType, WSConnection  # noqa: E402
+from wsproto.events import (  # noqa: E402
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate  # noqa: E402
+
+
+class WSClient:
+    """A wsproto client endpoint fed with the server's output.
+
+    ``feed()`` raises (wsproto's ``RemoteProtocolError``) if the answer is not a well-formed 101
+    with the right accept token, or if a frame is malformed, so every test that feeds it also
+    checks the wire format.  Fragments are reassembled into ``messages`` (str or bytes).
+    """
+
+    def __init__(
+        self,
+        target: str = "/",
+        subprotocols: list[str] | None = None,
+        deflate: bool = True,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+        host: str = "example.com",
+    ) -> None:
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.request = self.ws.send(Request(
+            host=host, target=target, subprotocols=list(subprotocols or []),
+            extensions=[PerMessageDeflate()] if deflate else [],
+            extra_headers=list(extra_headers or []),
+        ))
+        self.accepted: AcceptConnection | None = None
+        self.rejected: RejectConnection | None = None
+        self.reject_body = b""
+        self.reject_done = False
+        self.messages: list[str | bytes] = []
+        self.pings: list[bytes] = []
+        self.pongs: list[bytes] = []
+        self.close: CloseConnection | None = None
+        self.events: list[Any] = []
+        self._parts: list[Any] = []
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            self.events.append(event)
+            if isinstance(event, AcceptConnection):
+                self.accepted = event
+            elif isinstance(event, RejectConnection):
+                self.rejected = event
+            elif isinstance(event, RejectData):
+                self.reject_body += bytes(event.data)
+                self.reject_done = self.reject_done or event.body_finished
+            elif isinstance(event, (TextMessage, BytesMessage)):
+                assert self.close is None, "a data frame after the server's Close frame"
+                self._parts.append(event.data)
+                if event.message_finished:
+                    joined: str | bytes = (
+                        "".join(self._parts) if isinstance(event, TextMessage)
+                        else b"".join(bytes(p) for p in self._parts)
+                    )
+                    self.messages.append(joined)
+                    self._parts = []
+            elif isinstance(event, Ping):
+                self.pings.append(bytes(event.payload))
+            elif isinstance(event, Pong):
+                self.pongs.append(bytes(event.payload))
+            elif isinstance(event, CloseConnection):
+                assert self.close is None, "two Close frames from the server"
+                self.close = event
+
+    def send(self, event: Any) -> bytes:
+        """Bytes for one event (after the handshake: masked, compressed if negotiated)."""
+        return self.ws.send(event)
+
+    def text(self, data: str, fin: bool = True) -> bytes:
+        return self.send(TextMessage(data=data, message_finished=fin))
+
+    def binary(self, data: bytes, fin: bool = True) -> bytes:
+        return self.send(BytesMessage(data=data, message_finished=fin))
+
+    def close_frame(self, code: int | None = 1000, reason: str | None = None) -> bytes:
+        return self.send(CloseConnection(code=code, reason=reason))  # type: ignore[arg-type]
+
+
+def raw_frame(opcode: int, payload: bytes = b"", fin: bool = True, mask: bool = True,
+              rsv1: bool = False) -> bytes:
+    """One frame built by hand (for frames wsproto refuses to write: unmasked, bad opcodes)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        head = bytes([first, (0x80 if mask else 0) | n])
+    elif n < 65536:
+        head = bytes([first, (0x80 if mask else 0) | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([first, (0x80 if mask else 0) | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_upgrade_bytes(
+    target: str = "/",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    method: bytes = b"GET",
+    version: bytes = b"1.1",
+    key: bytes | None = b"dGhlIHNhbXBsZSBub25jZQ==",
+    ws_version: bytes | None = b"13",
+    upgrade: bool = True,
+    body: bytes = b"",
+) -> bytes:
+    """A hand-built upgrade request, for the malformed handshakes wsproto will not write."""
+    lines = [method + b" " + target.encode() + b" HTTP/" + version, b"Host: example.com"]
+    if upgrade:
+        lines += [b"Upgrade: websocket", b"Connection: Upgrade"]
+    if key is not None:
+        lines.append(b"Sec-WebSocket-Key: " + key)
+    if ws_version is not None:
+        lines.append(b"Sec-WebSocket-Version: " + ws_version)
+    lines += [n + b": " + v for n, v in headers or []]
+    if body:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def ws_connect(h: Harness, client: WSClient, accept: dict[str, Any] | None = None) -> int:
+    """Feed the client's upgrade, answer websocket.connect with ``accept``, feed the 101 back
+    to the client; returns the stream id."""
+    h.feed(client.request)
+    sid = h.started()[-1].stream_id
+    assert h.receive(sid) == {"type": "websocket.connect"}
+    h.send(sid, accept if accept is not None else {"type": "websocket.accept"})
+    client.feed(h.take_output())
+    assert client.accepted is not None, client.events
+    return sid
