@@ -295,12 +295,16 @@ SHORT_BODY = "body shorter than content-length"
 
 
 class App:
-    """What the harness knows about one stream: its scope, what its app did and was told."""
+    """What the harness knows about one stream: its scope, what its app did and was told.
+
+    A ``websocket`` stream's app only returns or raises (WebSocket is fuzzed elsewhere); the
+    server answers it as an HTTP response."""
 
     def __init__(self, sid: int, scope: dict[str, Any]) -> None:
         self.sid = sid
         self.scope = scope
-        self.method: str = scope["method"]
+        self.kind: str = scope["type"]
+        self.method: str = scope.get("method", "GET")
         self.version: str = scope["http_version"]
         self.extensions: dict[str, Any] = scope["extensions"]
         headers = scope["headers"]
@@ -537,8 +541,10 @@ class ResponseDecoder:
         if any(n == b"connection" and has_token(v, b"close") for n, v in headers):
             self.last = True
         if app is None or not app.flushed:
-            # Not the app's response: a failure (500) or a client error (then close).
-            ok = self.status == 500 or self.status in CLIENT_ERRORS
+            # Not the app's response: a failure (500), a client error (then close), or a
+            # WebSocket handshake the app did not accept (403).
+            ok = (self.status == 500 or self.status in CLIENT_ERRORS
+                  or (self.status == 403 and app is not None and app.kind == "websocket"))
             check(ok, "wrong-status", f"stream {self.index + 1}: unexpected {self.status}")
             return
         check(self.status == app.status, "wrong-status", f"{self.status} != {app.status}")
@@ -841,7 +847,7 @@ class Driver:
             check(not conn.wants_read and conn.get_timer() is None, "closed-but-live",
                   f"wants_read={conn.wants_read} timer={conn.get_timer()}")
         for app in self.apps.values():
-            if app.ended and not self.closed and app.running:
+            if app.ended and not self.closed and app.running and app.kind == "http":
                 check(app.state in ("done", "broken"), "spurious-end",
                       f"stream {app.sid} ended while its response is {app.state}")
         sizes = internal_sizes(conn)
@@ -898,11 +904,13 @@ class Driver:
 
 
 def _check_scope(check: Checker, scope: dict[str, Any]) -> None:
+    kind = scope.get("type")
     ok = (
-        scope.get("type") == "http"
+        kind in ("http", "websocket")
         and scope.get("http_version") in ("1.0", "1.1")
-        and isinstance(scope.get("method"), str)
-        and TOKEN_RE.fullmatch(scope["method"].encode("latin-1")) is not None
+        and (kind == "websocket" or (
+            isinstance(scope.get("method"), str)
+            and TOKEN_RE.fullmatch(scope["method"].encode("latin-1")) is not None))
         and isinstance(scope.get("path"), str)
         and isinstance(scope.get("raw_path"), bytes)
         and b"?" not in scope["raw_path"]

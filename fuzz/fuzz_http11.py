@@ -1,9 +1,10 @@
 """Fuzz ServerConnection over HTTP/1.1: client bytes, app calls, timers, shutdown and EOF.
 
 The input is a script read through a FuzzedDataProvider: feed raw bytes or canned requests split
-anywhere, the app's receive() on a live stream, a (mostly valid) response message sent, the app
-finishing with or without an exception, time advancing and timers firing, shutdown(), EOF.  After
-every call (``_common.Driver``):
+anywhere (a WebSocket handshake among them: its app only returns or raises), the app's receive()
+on a live stream, a (mostly valid) response message sent, the app finishing with or without an
+exception, time advancing and timers firing, shutdown(), EOF.  After every call
+(``_common.Driver``):
 
 * nothing escapes the core but AppMisuseError or ClientDisconnected from send(), each exactly when
   the message breaks an ASGI rule or the connection is closed; DriverMisuseError never;
@@ -61,6 +62,8 @@ TEMPLATES = (
     b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
     b"GET / HTTP/1.1\r\n" + H + b" folded\r\n\r\n",
     b"zzz\r\n",
+    b"GET /ws HTTP/1.1\r\n" + H + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 )
 FILLER_SIZES = (1, 10, 100, 1000, 20_000, 70_000)
 DELTAS = (0.0, 0.001, 1.0, 2.5, 4.999, 5.0, 10.0, 19.999, 20.0, 60.0)
@@ -158,6 +161,7 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
     while p.remaining_bytes() and not (drv.closed and not drv.running):
         op = p.ConsumeIntInRange(0, 31)
         running = drv.running
+        http = [app for app in running if app.kind == "http"]  # WebSocket apps only finish
         if op < 3:  # raw bytes
             drv.feed(p.ConsumeBytes(p.ConsumeIntInRange(1, 1024)))
         elif op < 9:  # queue a canned request or body piece
@@ -171,11 +175,11 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
             filler = b"a" * size
             pending += b"%x\r\n%s\r\n" % (size, filler) if p.ConsumeIntInRange(0, 1) else filler
         elif op < 20:
-            if running:
-                drv.receive(pick(p, running))
+            if http:
+                drv.receive(pick(p, http))
         elif op < 26:
-            if running:
-                app = pick(p, running)
+            if http:
+                app = pick(p, http)
                 drv.send(app, make_message(p, app))
         elif op < 28:
             if running:

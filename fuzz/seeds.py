@@ -25,7 +25,7 @@ Step = tuple[list[int], list[bytes]]
 T = {name: i for i, name in enumerate((
     "get", "head", "post", "chunked", "expect", "open", "big", "http10", "close", "te", "options",
     "absolute", "smuggle", "h2c", "hello", "chunk", "last", "last-trailer", "crlf", "v2", "nul",
-    "connect", "bad-host", "fold", "junk",
+    "connect", "bad-host", "fold", "junk", "websocket",
 ))}
 assert len(T) == len(fuzz_http11.TEMPLATES)
 CL_INDEX = {0: 0, 1: 1, 5: 2, 100: 3, None: 4}
@@ -141,6 +141,7 @@ HTTP11 = {
     "smuggle": h1(1, 0, req("smuggle"), recv(), respond(), done()),
     "connect": h1(1, 0, req("connect")),
     "h2c-upgrade": h1(1, 0, req("h2c"), respond(), done()),
+    "websocket-refused": h1(1, 0, req("websocket", "get"), done(True)),
 }
 
 # --------------------------------------------------------------------------------------------
