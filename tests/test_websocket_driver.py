@@ -1,0 +1,463 @@
+"""WebSockets through the asyncio driver over loopback, with the ``websockets`` client library.
+
+The core's frame handling is tested with bytes elsewhere; here an independent client checks the
+whole path: handshake, text, binary, fragments, size, permessage-deflate, subprotocols, denials,
+close codes both ways, a lost transport, and shutdown.  Each test runs its own event loop under
+a hard time bound and binds port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
+
+from asgi_sansio import Config
+from asgi_sansio._demo import app as demo_app
+from asgi_sansio.asyncio import Server
+
+pytestmark = pytest.mark.network
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+TIME_LIMIT = 9.0
+
+
+def run(coro: Awaitable[None]) -> None:
+    """Run one test body on a fresh loop; no test may take longer than TIME_LIMIT."""
+
+    async def bounded() -> None:
+        await asyncio.wait_for(coro, TIME_LIMIT)
+
+    asyncio.run(bounded())
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, **kwargs: Any) -> AsyncIterator[Server]:
+    """A started server on 127.0.0.1:0, shut down gracefully on exit."""
+    kwargs.setdefault("port", 0)
+    kwargs.setdefault("lifespan", "off")
+    server = Server(app, **kwargs)
+    task = asyncio.create_task(server.serve(shutdown_trigger=asyncio.Event().wait))
+    started = asyncio.create_task(server.wait_started())
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        started.cancel()
+        await task  # raises what made it fail
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        await asyncio.wait_for(task, 5)
+
+
+def ws_url(server: Server, path: str = "/") -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+def client(server: Server, path: str = "/", **kwargs: Any) -> Any:
+    """A ``websockets`` client connection (an async context manager), never via a proxy."""
+    kwargs.setdefault("proxy", None)
+    kwargs.setdefault("open_timeout", 5)
+    kwargs.setdefault("close_timeout", 5)
+    return connect(ws_url(server, path), **kwargs)
+
+
+def echo_app(
+    seen: list[Message] | None = None, scopes: list[Scope] | None = None, **accept: Any
+) -> App:
+    """Accept (with ``accept``'s fields), echo every message, record what the app received."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scopes is not None:
+            scopes.append(scope)
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept", **accept})
+        while True:
+            message = await receive()
+            if seen is not None:
+                seen.append(message)
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await send({"type": "websocket.send", "text": message["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+    return app
+
+
+async def wait_for_disconnect(seen: list[Message]) -> Message:
+    """The app's last message, once it is a ``websocket.disconnect``."""
+    while not seen or seen[-1]["type"] != "websocket.disconnect":
+        await asyncio.sleep(0.01)
+    return seen[-1]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_text_and_binary_echo_and_the_scope() -> None:
+    seen: list[Message] = []
+    scopes: list[Scope] = []
+
+    async def main() -> None:
+        async with serving(echo_app(seen, scopes)) as server:
+            async with client(server, "/room/1?x=y") as ws:
+                await ws.send("héllo")
+                assert await ws.recv() == "héllo"
+                await ws.send(b"\x00\xffbin")
+                assert await ws.recv() == b"\x00\xffbin"
+                await ws.send("")
+                assert await ws.recv() == ""
+                await ws.send(b"")
+                assert await ws.recv() == b""
+            assert (await wait_for_disconnect(seen))["code"] == 1000
+        scope = scopes[0]
+        assert scope["type"] == "websocket"
+        assert (scope["scheme"], scope["path"], scope["query_string"]) == ("ws", "/room/1", b"x=y")
+        assert scope["http_version"] == "1.1"
+        assert scope["subprotocols"] == []
+        assert "websocket.http.response" in scope["extensions"]
+        received = [m for m in seen if m["type"] == "websocket.receive"]
+        assert received[0] == {"type": "websocket.receive", "text": "héllo", "bytes": None}
+        assert received[1] == {"type": "websocket.receive", "bytes": b"\x00\xffbin", "text": None}
+
+    run(main())
+
+
+def test_fragmented_messages_are_reassembled() -> None:
+    seen: list[Message] = []
+
+    def fragments() -> Iterator[str]:
+        yield from ("frag", "men", "ted ", "text")
+
+    async def main() -> None:
+        async with serving(echo_app(seen)) as server, client(server) as ws:
+            await ws.send(fragments())
+            assert await ws.recv() == "fragmented text"
+            await ws.send(iter([b"\x01" * 10, b"\x02" * 20, b"\x03"]))
+            assert await ws.recv() == b"\x01" * 10 + b"\x02" * 20 + b"\x03"
+        # The app saw each message whole, once.
+        received = [m for m in seen if m["type"] == "websocket.receive"]
+        assert [m["text"] or m["bytes"] for m in received] == [
+            "fragmented text", b"\x01" * 10 + b"\x02" * 20 + b"\x03"
+        ]
+
+    run(main())
+
+
+def test_large_messages_both_ways() -> None:
+    big = os.urandom(1024 * 1024)
+    text = "ü" * (512 * 1024)  # 1 MiB of UTF-8
+
+    async def main() -> None:
+        async with serving(echo_app()) as server, client(server, max_size=None) as ws:
+            await ws.send(big)
+            assert await ws.recv() == big
+            await ws.send(text)
+            assert await ws.recv() == text
+
+    run(main())
+
+
+def test_many_messages_in_flight_keep_their_order() -> None:
+    async def main() -> None:
+        async with serving(echo_app()) as server, client(server, compression=None) as ws:
+            sent = [f"message {i}" for i in range(2000)]
+            for message in sent:
+                await ws.send(message)
+            assert [await ws.recv() for _ in sent] == sent
+
+    run(main())
+
+
+def test_permessage_deflate_is_negotiated() -> None:
+    payload = "compress me " * 10_000
+
+    async def main() -> None:
+        async with serving(echo_app()) as server, client(server, max_size=None) as ws:
+            extensions = ws.response.headers["Sec-WebSocket-Extensions"]
+            assert extensions.startswith("permessage-deflate")
+            assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
+            await ws.send(payload)
+            assert await ws.recv() == payload
+            await ws.send(payload.encode())
+            assert await ws.recv() == payload.encode()
+
+    run(main())
+
+
+def test_permessage_deflate_can_be_turned_off() -> None:
+    async def main() -> None:
+        config = Config(ws_per_message_deflate=False)
+        async with serving(echo_app(), config=config) as server, client(server) as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            assert ws.protocol.extensions == []
+            await ws.send("plain")
+            assert await ws.recv() == "plain"
+
+    run(main())
+
+
+def test_subprotocol_selection() -> None:
+    scopes: list[Scope] = []
+
+    async def main() -> None:
+        app = echo_app(scopes=scopes, subprotocol="chat.v2")
+        async with serving(app) as server, client(server, subprotocols=["v1", "chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            assert ws.response.headers["Sec-WebSocket-Protocol"] == "chat.v2"
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        assert scopes[0]["subprotocols"] == ["v1", "chat.v2"]
+
+    run(main())
+
+
+def test_accept_headers_reach_the_client() -> None:
+    async def main() -> None:
+        app = echo_app(headers=[(b"x-room", b"lobby"), (b"set-cookie", b"a=1")])
+        async with serving(app) as server, client(server) as ws:
+            assert ws.response.headers["X-Room"] == "lobby"
+            assert ws.response.headers["Set-Cookie"] == "a=1"
+
+    run(main())
+
+
+def test_denial_response_reaches_the_client() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Basic")]})
+        await send({"type": "websocket.http.response.body", "body": b"who ", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"are you?"})
+
+    async def main() -> None:
+        async with serving(app) as server:
+            with pytest.raises(InvalidStatus) as info:
+                async with client(server):
+                    pass
+        response = info.value.response
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Basic"
+        assert bytes(response.body or b"") == b"who are you?"
+
+    run(main())
+
+
+def test_close_before_accept_is_403() -> None:
+    disconnects: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.close", "code": 4003})
+        disconnects.append(await receive())
+
+    async def main() -> None:
+        async with serving(app) as server:
+            with pytest.raises(InvalidStatus) as info:
+                async with client(server):
+                    pass
+        assert info.value.response.status_code == 403
+        assert disconnects and disconnects[0]["type"] == "websocket.disconnect"
+
+    run(main())
+
+
+def test_app_close_code_and_reason_reach_the_client() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        assert (await receive())["text"] == "bye please"
+        await send({"type": "websocket.close", "code": 4001, "reason": "done here"})
+        message = await receive()
+        assert message["type"] == "websocket.disconnect"
+
+    async def main() -> None:
+        async with serving(app) as server, client(server) as ws:
+            await ws.send("bye please")
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "done here")
+
+    run(main())
+
+
+def test_app_returning_after_accept_closes_with_1000() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "only this"})
+
+    async def main() -> None:
+        async with serving(app) as server, client(server) as ws:
+            assert await ws.recv() == "only this"
+            with pytest.raises(ConnectionClosedOK) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1000
+
+    run(main())
+
+
+def test_app_raising_after_accept_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+        raise RuntimeError("boom")
+
+    async def main() -> None:
+        async with serving(app) as server, client(server) as ws:
+            await ws.send("trigger")
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+
+    run(main())
+    assert "Exception in ASGI application" in caplog.text
+
+
+def test_client_close_code_and_reason_reach_the_app() -> None:
+    seen: list[Message] = []
+
+    async def main() -> None:
+        async with serving(echo_app(seen)) as server:
+            ws = await client(server)
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            await ws.close(code=4002, reason="client done")
+            # The server answered our Close with the same code.
+            assert ws.protocol.close_rcvd is not None
+            assert ws.protocol.close_rcvd.code == 4002
+            disconnect = await wait_for_disconnect(seen)
+        assert disconnect == {"type": "websocket.disconnect", "code": 4002, "reason": "client done"}
+
+    run(main())
+
+
+def test_abrupt_loss_gives_the_app_1006() -> None:
+    seen: list[Message] = []
+
+    async def main() -> None:
+        async with serving(echo_app(seen)) as server:
+            ws: ClientConnection = await client(server)
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            ws.transport.abort()  # no Close frame, the TCP connection reset
+            disconnect = await wait_for_disconnect(seen)
+        assert disconnect["code"] == 1006
+
+    run(main())
+
+
+def test_app_send_after_the_client_left_raises_oserror() -> None:
+    outcome: list[BaseException] = []
+    gone = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        try:
+            await send({"type": "websocket.send", "text": "too late"})
+        except OSError as exc:  # ClientDisconnected, MAIN-13
+            outcome.append(exc)
+        gone.set()
+
+    async def main() -> None:
+        async with serving(app) as server:
+            ws: ClientConnection = await client(server)
+            ws.transport.abort()
+            await asyncio.wait_for(gone.wait(), 5)
+        assert len(outcome) == 1
+
+    run(main())
+
+
+def test_server_shutdown_closes_with_1001() -> None:
+    seen: list[Message] = []
+
+    async def main() -> None:
+        server = Server(echo_app(seen), port=0, lifespan="off")
+        task = asyncio.create_task(server.serve(shutdown_trigger=asyncio.Event().wait))
+        await server.wait_started()
+        async with client(server) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            server.shutdown()
+            with pytest.raises(ConnectionClosedOK) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        await asyncio.wait_for(task, 5)
+        assert seen[-1]["type"] == "websocket.disconnect"
+        assert seen[-1]["code"] == 1001
+
+    run(main())
+
+
+def test_bad_handshakes_are_refused() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("the app must not see a bad handshake")
+
+    async def exchange(port: int, request: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        data = await reader.read()  # the server closes after its answer
+        writer.close()
+        return data
+
+    async def main() -> None:
+        async with serving(app) as server:
+            assert server.port is not None
+            head = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+            wrong_version = await exchange(server.port, head + b"Sec-WebSocket-Version: 8\r\n\r\n")
+            assert wrong_version.startswith(b"HTTP/1.1 426 ")
+            assert b"sec-websocket-version: 13" in wrong_version.lower()
+            no_key = head.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b"")
+            missing = await exchange(server.port, no_key + b"Sec-WebSocket-Version: 13\r\n\r\n")
+            assert missing.startswith(b"HTTP/1.1 400 ")
+
+    run(main())
+
+
+def test_demo_app_ws_echo() -> None:
+    async def main() -> None:
+        async with serving(demo_app, lifespan="on") as server:
+            async with client(server, "/ws") as ws:
+                await ws.send("hello demo")
+                assert await ws.recv() == "hello demo"
+                await ws.send(b"\x01\x02")
+                assert await ws.recv() == b"\x01\x02"
+            with pytest.raises(InvalidStatus) as info:
+                async with client(server, "/not-a-socket"):
+                    pass
+            assert info.value.response.status_code == 403
+
+    run(main())
+
+
+def test_demo_app_chat_page() -> None:
+    async def main() -> None:
+        async with serving(demo_app) as server:
+            assert server.port is not None
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            page = await reader.read()
+            writer.close()
+        assert page.startswith(b"HTTP/1.1 200 ")
+        assert b"text/html" in page and b"new WebSocket(" in page and b'"/ws"' in page
+
+    run(main())
