@@ -1,8 +1,9 @@
 """HTTP/1.1 as an ASGI connection, on h11.
 
-Two layers live here.  ``_H11Wire`` is the narrow seam around h11: it turns bytes into request
-heads, body chunks, end-of-message and parse errors.  Nothing above it touches h11, so a faster
-strict parser can replace it later with h11 as its differential oracle.  Responses are written
+Two layers live here.  ``_Wire`` is the narrow seam around request parsing: it turns bytes into
+request heads, body chunks, end-of-message and parse errors.  Behind it a fast strict reader
+handles the common request and hands everything else to h11 (see its docstring); nothing above
+it touches h11.  Responses are written
 by ``_h1writer`` (see its docstring for why not by h11).  ``HTTP11Connection`` maps those
 pieces to ASGI: one stream per request, answered in order (pipelined requests wait in h11's
 buffer, SRV-12), with the response rules of ``_http_messages``.
@@ -45,7 +46,13 @@ from ._events import (
     StreamStarted,
 )
 from ._http_messages import Resp
-from ._websocket import WebSocketSession, check_handshake, offered_subprotocols
+from ._websocket import (
+    DENY_BODY,
+    DENY_START,
+    WebSocketSession,
+    check_handshake,
+    offered_subprotocols,
+)
 
 _ASGI_VERSION = "3.0"
 _SPEC_VERSION = "2.5"
@@ -110,27 +117,107 @@ CLOSED = _Marker("CLOSED")  # the peer closed cleanly between requests
 WireItem = RequestHead | bytes | ParseError | _Marker
 
 
-class _H11Wire:
-    """Bytes to request pieces, through h11 (responses are written by ``_h1writer``).
+# The common request head, read without h11 (see ``_Wire``).  The grammar is h11's own.
+_REQUEST_LINE_RE = re.compile(
+    rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+) ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])"
+)
+_TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# Control characters other than HTAB, CR and LF; CR and LF are counted separately.
+_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BLANK_LINE_RE = re.compile(rb"\n\r?\n")
+_good_names: set[bytes] = set()  # header names seen to be tokens; bounded below
+_GOOD_NAMES_MAX = 1024
 
-    ``next_item()`` returns a ``RequestHead``, a body chunk (``bytes``), ``END``,
-    ``NEED_DATA``, ``PAUSED``, ``CLOSED`` or a ``ParseError`` with the status to answer.
+
+def parse_head(head: bytes) -> RequestHead | None:
+    """Parse a CRLF-delimited request head (without its blank line), or return None to let
+    h11 decide: anything unusual (obs-fold, bare LF, control bytes, Transfer-Encoding, odd
+    Content-Length or Host counts) goes to h11, which either parses it or refuses it with
+    the right status.  What this accepts, h11 parses identically (tests/test_h1_fastpath.py
+    checks that differentially)."""
+    lines = head.split(b"\r\n")
+    count = len(lines) - 1
+    if head.count(b"\n") != count or head.count(b"\r") != count or _CTL_RE.search(head):
+        return None
+    match = _REQUEST_LINE_RE.fullmatch(lines[0])
+    if match is None:
+        return None
+    method, target, version = match.groups()
+    headers: list[tuple[bytes, bytes]] = []
+    hosts = lengths = 0
+    good = _good_names
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if name not in good:
+            if not colon or _TOKEN_RE.fullmatch(name) is None:
+                return None
+            if len(good) < _GOOD_NAMES_MAX:
+                good.add(name)
+        elif not colon:
+            return None
+        name = name.lower()
+        value = value.strip(b" \t")
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            lengths += 1
+            if not value.isdigit() or len(value) > 18:
+                return None
+        elif name == b"transfer-encoding":
+            return None
+        headers.append((name, value))
+    if lengths > 1 or hosts > 1 or (hosts == 0 and version == b"1.1"):
+        return None
+    return RequestHead(method, target, version, headers)
+
+
+class _Wire:
+    """Bytes to request pieces: ``next_item()`` returns a ``RequestHead``, a body chunk
+    (``bytes``), ``END``, ``NEED_DATA``, ``PAUSED``, ``CLOSED`` or a ``ParseError`` with the
+    status to answer.  Responses are written by ``_h1writer``.
+
+    Two readers sit behind this seam.  The fast one reads the common request (a CRLF head, no
+    body or a Content-Length body) with one split and a few regexes, about a tenth of h11's
+    cost.  Whatever it does not fully understand it hands, bytes and all, to h11 for the rest
+    of that request, so h11 decides every unusual case (and every error).  Each cycle starts
+    on the fast reader again.
     """
 
-    __slots__ = ("_at_line_start", "_config", "_conn", "_line_bytes")
+    __slots__ = (
+        "_at_line_start", "_buf", "_config", "_conn", "_eof", "_error", "_expect_100", "_left",
+        "_line_bytes", "_phase",
+    )
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head_size)
+        self._conn: h11.Connection | None = None  # set while h11 reads the current request
+        self._buf = bytearray()
+        self._eof = False
+        self._phase = 0  # fast reader: 0 head, 1 body, 2 done
+        self._left = 0  # fast reader: body bytes still to come
+        self._expect_100 = False
         self._at_line_start = True  # no byte of the current request line seen yet
         self._line_bytes = 0  # bytes of the request line seen so far, for the 414 check
+        self._error: ParseError | None = None  # found in pipelined bytes, reported when read
+
+    def _to_h11(self) -> None:
+        """Hand the current request, and every byte after it, to h11."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_head_size)
+        if self._buf:
+            conn.receive_data(bytes(self._buf))
+            self._buf.clear()
+        if self._eof:
+            conn.receive_data(b"")
+        self._conn = conn
 
     def feed(self, data: bytes) -> ParseError | None:
         conn = self._conn
         if not data:
-            conn.receive_data(b"")
+            self._eof = True
+            if conn is not None:
+                conn.receive_data(b"")
             return None
-        if conn.their_state is h11.IDLE:
+        if self._phase == 0 and (conn is None or conn.their_state is h11.IDLE):
             if self._at_line_start:
                 # RFC 9112 2.2: ignore empty lines before a request line.
                 data = data.lstrip(b"\r\n")
@@ -142,18 +229,75 @@ class _H11Wire:
                 if newline < 0:
                     self._line_bytes += len(data)
                 else:
-                    self._line_bytes += newline
-                    self._line_bytes = -self._line_bytes - 1  # seen the whole line
+                    self._line_bytes = -(self._line_bytes + newline) - 1  # line complete
                 # Method, spaces and "HTTP/1.1" take a few bytes beyond the target itself.
                 line = self._line_bytes if self._line_bytes >= 0 else -self._line_bytes - 1
                 if line > self._config.max_target_length + 32:
                     return ParseError(414, "request target too long")
-        conn.receive_data(data)
+        if conn is not None:
+            conn.receive_data(data)
+        else:
+            self._buf += data
         return None
 
     def next_item(self) -> WireItem:
+        if self._error is not None:
+            return self._error
+        if self._conn is not None:
+            return self._next_h11()
+        buf = self._buf
+        phase = self._phase
+        if phase == 0:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if (
+                    self._eof
+                    or len(buf) > self._config.max_head_size
+                    or _BLANK_LINE_RE.search(buf) is not None
+                    or (buf and _TOKEN_RE.match(buf, 0, 1) is None)
+                ):
+                    self._to_h11()  # let h11 find the error, or the bare-LF head
+                    return self._next_h11()
+                return NEED_DATA
+            head = parse_head(bytes(buf[:end]))
+            if head is None:
+                self._to_h11()
+                return self._next_h11()
+            del buf[: end + 4]
+            left = 0
+            for name, value in head.headers:
+                if name == b"content-length":
+                    left = int(value)
+                elif name == b"expect" and head.version == b"1.1":
+                    self._expect_100 = value.lower() == b"100-continue"
+            self._left = left
+            self._phase = 1
+            return head
+        if phase == 1:
+            left = self._left
+            if left == 0:
+                self._phase = 2
+                return END
+            if not buf:
+                if self._eof:
+                    return ParseError(400, "peer closed in the middle of the body")
+                return NEED_DATA
+            self._expect_100 = False
+            if len(buf) <= left:
+                chunk = bytes(buf)
+                buf.clear()
+            else:
+                chunk = bytes(buf[:left])
+                del buf[:left]
+            self._left = left - len(chunk)
+            return chunk
+        return PAUSED if buf else (CLOSED if self._eof else NEED_DATA)
+
+    def _next_h11(self) -> WireItem:
+        conn = self._conn
+        assert conn is not None
         try:
-            event = self._conn.next_event()
+            event = conn.next_event()
         except h11.RemoteProtocolError as exc:
             return ParseError(exc.error_status_hint, str(exc))
         etype = type(event)
@@ -176,12 +320,17 @@ class _H11Wire:
     @property
     def client_waits_for_100(self) -> bool:
         """The request said ``Expect: 100-continue`` (HTTP/1.1 only) and no body came yet."""
-        return self._conn.they_are_waiting_for_100_continue
+        conn = self._conn
+        return self._expect_100 if conn is None else conn.they_are_waiting_for_100_continue
 
     @property
     def buffered(self) -> int:
-        """Bytes received but not yet parsed (pipelined input waiting for its turn)."""
-        return len(self._conn._receive_buffer)
+        """Bytes received but not yet parsed (pipelined input waiting for its turn); an error
+        found in such bytes counts as one."""
+        conn = self._conn
+        if self._error is not None:
+            return 1
+        return len(self._buf) if conn is None else len(conn._receive_buffer)
 
     @property
     def request_line_seen(self) -> bool:
@@ -189,26 +338,32 @@ class _H11Wire:
 
     def take_pending(self) -> bytes:
         """Hand over the bytes after the request (the protocol switched, RFC 9110 15.2.2)."""
-        pending, _ = self._conn.trailing_data
-        self._conn = h11.Connection(h11.SERVER)  # never used again; drops its buffer
+        conn = self._conn
+        pending = bytes(self._buf) if conn is None else conn.trailing_data[0]
+        self._buf.clear()
+        self._conn = None
         return pending
 
     def next_cycle(self) -> None:
-        """Start parsing the next request.
-
-        We write responses ourselves (``_h1writer``), so h11's own cycle never completes: a
-        fresh h11 connection takes over the bytes the old one had not parsed (about 1 us).
-        """
-        pending, closed = self._conn.trailing_data
-        self._conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self._config.max_head_size
-        )
+        """Start reading the next request, on the fast reader again."""
+        conn = self._conn
+        if conn is not None:
+            # We write responses ourselves, so h11's own cycle never completes: take over the
+            # bytes it had not parsed.
+            pending, _ = conn.trailing_data
+            self._conn = None
+            self._buf = bytearray(pending)
+        self._phase = 0
+        self._left = 0
+        self._expect_100 = False
         self._at_line_start = True
         self._line_bytes = 0
-        if pending:
-            self.feed(pending)
-        if closed:
-            self._conn.receive_data(b"")
+        buf = self._buf
+        if buf:
+            # Apply the start-of-request checks (empty lines, 414) to what is waiting.
+            pending = bytes(buf)
+            buf.clear()
+            self._error = self.feed(pending)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +444,7 @@ class HTTP11Connection:
         wall_offset: float,
     ) -> None:
         self.config = config
-        self._wire = _H11Wire(config)
+        self._wire = _Wire(config)
         self._client = client
         self._server = server
         self._scheme = "https" if tls is not None else "http"
@@ -303,6 +458,7 @@ class HTTP11Connection:
         self._ws: WebSocketSession | None = None
         self._ws_open = False  # accepted: bytes from the peer are frames for the session
         self._ws_deny_chunked = False
+        self._ws_deny_left = -1  # content-length bytes a denial still owes; -1: no count
         self._current: _Stream | None = None  # the exchange being read or answered
         self._next_id = 1
         self._out: list[bytes] = []
@@ -622,12 +778,24 @@ class HTTP11Connection:
     def ws_deny(
         self, session: WebSocketSession, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None:
-        fields = [(n, v) for n, v in headers if n.lower() != b"transfer-encoding"]
-        self._ws_deny_chunked = not any(n.lower() == b"content-length" for n, _ in fields)
+        declared: int | None = None
+        fields: list[tuple[bytes, bytes]] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"transfer-encoding":
+                continue  # HTTP-TX-03: the framing is ours
+            if lname == b"content-length":
+                if declared is not None or not value.isdigit():
+                    raise AppMisuseError(DENY_START, "SRV-01", f"bad content-length {value!r}")
+                declared = int(value)
+            fields.append((name, value))
+        no_body = status in _NO_BODY_STATUS  # SRV-04: nothing on the wire, whatever is sent
+        self._ws_deny_chunked = declared is None and not no_body
+        self._ws_deny_left = -1 if no_body or declared is None else declared
         if self._ws_deny_chunked:
             fields.append((b"transfer-encoding", b"chunked"))
         fields.append((b"connection", b"close"))  # the connection ends with the denial
-        self._out.append(writer.head(status, self._decorate(fields), "websocket.http.response"))
+        self._out.append(writer.head(status, self._decorate(fields), DENY_START))
 
     def ws_deny_body(self, session: WebSocketSession, data: bytes, more: bool) -> None:
         if self._ws_deny_chunked:
@@ -635,11 +803,22 @@ class HTTP11Connection:
                 self._out.append(writer.chunk(data))
             if not more:
                 self._out.append(b"0\r\n\r\n")
-        elif data:
+            return
+        left = self._ws_deny_left
+        if left < 0:
+            return  # 204 or 304: no body
+        left -= len(data)
+        if left < 0:
+            raise AppMisuseError(DENY_BODY, "SRV-01", "body exceeds its content-length")
+        if not more and left:
+            raise AppMisuseError(DENY_BODY, "SRV-02", f"body ended {left} bytes short")
+        self._ws_deny_left = left
+        if data:
             self._out.append(data)
 
     def ws_write(self, session: WebSocketSession, data: bytes) -> None:
-        self._out.append(data)
+        if not self.closed:  # frames parsed after the transport closed go nowhere
+            self._out.append(data)
 
     def ws_finished(self, session: WebSocketSession, abort: bool) -> None:
         self._close()
@@ -857,6 +1036,9 @@ class HTTP11Connection:
 
     def _next_cycle(self, now: float) -> None:
         self._current = None
+        if self._shutting_down:
+            self._close()  # SRV-14: no new request once shutting down
+            return
         self._wire.next_cycle()
         self._idle_deadline = now + self.config.keep_alive_timeout
         if self._wire.request_line_seen:
@@ -955,7 +1137,8 @@ class HTTP11Connection:
             # WS-20: going away (1001), or 1012 when the server restarts.
             self._ws.shutdown(now, 1012 if restart else 1001)
             self._shutdown_deadline = now + self.config.shutdown_timeout
-        elif self._current is None:
-            self._close()  # idle (or a head half-read): nothing in flight to finish
+        elif self._current is None or self._current.resp is Resp.DONE:
+            # Idle, a head half-read, or only an unread body left to drain: nothing to finish.
+            self._close()
         else:
             self._shutdown_deadline = now + self.config.shutdown_timeout

@@ -36,7 +36,7 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
@@ -73,6 +73,8 @@ _WHY_NOT: dict[WS, tuple[str, str]] = {
     WS.CONNECTING: ("WS-02", "the handshake needs websocket.accept, websocket.close or a denial"),
     WS.DENYING: ("EXT-WSDENY-02", "only websocket.http.response.body may follow its start"),
     WS.OPEN: ("WS-08", "the handshake was already answered"),
+    WS.CLOSING: ("WS-06", "the app already closed the websocket"),
+    WS.CLOSED: ("WS-15", "the websocket is closed"),
 }
 
 # Handshake headers that are the server's to set (WS-03).
@@ -114,17 +116,34 @@ class Carrier(Protocol):
 
 class BoundedDeflate(PerMessageDeflate):
     """permessage-deflate that refuses to inflate past ``limit`` bytes per message (close 1009),
-    so a small compressed frame cannot become a memory bomb."""
+    so a small compressed frame cannot become a memory bomb.
+
+    It also keeps a compressed message's state across a control frame (a ping) between its
+    fragments: wsproto's own extension resets it there and fails to inflate the rest.
+    """
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
         self._inflated = 0
+        self._control = False  # the frame being read is a control frame
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        self._control = opcode.iscontrol()
+        if self._control:
+            return CloseReason.PROTOCOL_ERROR if rsv.rsv1 else RsvBits(True, False, False)
+        return super().frame_inbound_header(proto, opcode, rsv, payload_length)
 
     def frame_inbound_payload_data(
         self, proto: FrameDecoder | FrameProtocol, data: bytes
     ) -> bytes | CloseReason:
-        if not self._inbound_compressed or not self._inbound_is_compressible:
+        if self._control or not self._inbound_compressed or not self._inbound_is_compressible:
             return data
         assert self._decompressor is not None
         budget = self.limit - self._inflated
@@ -140,6 +159,8 @@ class BoundedDeflate(PerMessageDeflate):
     def frame_inbound_complete(
         self, proto: FrameDecoder | FrameProtocol, fin: bool
     ) -> bytes | CloseReason | None:
+        if self._control:
+            return None
         if fin:
             self._inflated = 0
         return super().frame_inbound_complete(proto, fin)
@@ -158,7 +179,9 @@ def check_handshake(headers: list[tuple[bytes, bytes]], method: bytes) -> int | 
             return 400
     except (binascii.Error, ValueError):
         return 400
-    if len(versions) != 1 or versions[0].strip() != b"13":
+    if len(versions) != 1:
+        return 400
+    if versions[0].strip() != b"13":
         return 426  # with Sec-WebSocket-Version: 13 (RFC 6455 4.4)
     return None
 
@@ -203,6 +226,7 @@ class WebSocketSession:
         self._connect_delivered = False
         self._queue: deque[dict[str, Any]] = deque()
         self._queued_bytes = 0
+        self._sizes: deque[int] = deque()  # what each queued message counts against the bound
         self._text_parts: list[str] = []
         self._bytes_parts: list[bytes] = []
         self._part_bytes = 0  # size of the message being reassembled
@@ -227,9 +251,8 @@ class WebSocketSession:
         if self._queue:
             message = self._queue.popleft()
             was_full = self._queued_bytes >= self.config.body_buffer_size
-            data = message["bytes"]
-            self._queued_bytes -= len(data) if data is not None else len(message["text"])
-            if was_full and self._ws is not None:
+            self._queued_bytes -= self._sizes.popleft()
+            if was_full and self._ws is not None and not self._peer_gone:
                 self._pump()  # room again: parse what wsproto already holds
             return message
         if self._disconnect is not None:
@@ -299,10 +322,15 @@ class WebSocketSession:
                 extensions.append(deflate)
                 extra.append((b"sec-websocket-extensions", agreed))
         self._ws = Connection(ConnectionType.SERVER, extensions=extensions)
-        self.state = WS.OPEN
+        self.state = WS.OPEN  # before the carrier feeds us frames that arrived early
+        try:
+            self._carrier.ws_accept(self, extra + headers)
+        except AppMisuseError:
+            self._ws = None  # the answer never left: the handshake is still open
+            self.state = WS.CONNECTING
+            raise
         if self.config.ws_ping_interval is not None:
             self._ping_at = now + self.config.ws_ping_interval
-        self._carrier.ws_accept(self, extra + headers)
 
     def _send_data(self, message: dict[str, Any]) -> None:
         data = message.get("bytes")
@@ -409,6 +437,8 @@ class WebSocketSession:
     def _pump(self) -> None:
         ws = self._ws
         assert ws is not None
+        if self.state is WS.CLOSED:
+            return
         limit = self.config.body_buffer_size
         for event in ws.events():
             if isinstance(event, TextMessage):
@@ -425,8 +455,12 @@ class WebSocketSession:
             elif isinstance(event, CloseConnection):
                 self._peer_close(event)
                 return
-            if self.state is WS.CLOSED or self._queued_bytes >= limit:
-                return  # over, or the app is behind: the rest waits in wsproto
+            if self._queued_bytes >= limit or self._over():
+                return  # the app is behind (the rest waits in wsproto), or it is over
+
+    def _over(self) -> bool:
+        # A method, not an inline test: the state changes under the calls above.
+        return self.state is WS.CLOSED
 
     def _grow(self, size: int) -> bool:
         self._part_bytes += size
@@ -436,12 +470,13 @@ class WebSocketSession:
         return True
 
     def _text_part(self, event: TextMessage) -> None:
-        if not self._grow(len(event.data)):
+        text = event.data
+        # The limit is in bytes: count UTF-8 bytes, cheaply when the text is ASCII.
+        if not self._grow(len(text) if text.isascii() else len(text.encode("utf-8"))):
             return
         if not event.message_finished:
-            self._text_parts.append(event.data)
+            self._text_parts.append(text)
             return
-        text = event.data
         if self._text_parts:
             self._text_parts.append(text)
             text = "".join(self._text_parts)
@@ -462,8 +497,12 @@ class WebSocketSession:
         self._deliver({"type": "websocket.receive", "bytes": data, "text": None})
 
     def _deliver(self, message: dict[str, Any]) -> None:
+        # A message costs its size plus a fixed overhead, so a flood of empty messages is
+        # bounded too.
+        size = self._part_bytes + 16
         self._queue.append(message)
-        self._queued_bytes += self._part_bytes
+        self._sizes.append(size)
+        self._queued_bytes += size
         self._part_bytes = 0
         self._wake()
 
