@@ -500,6 +500,20 @@ def test_denial_body_short_of_content_length_is_misuse() -> None:
         h.send(1, {"type": "websocket.http.response.body", "body": b"abc"})
 
 
+@pytest.mark.xfail(strict=True, reason="core bug: a 204/304 denial gets chunked framing and a "
+                   "0-chunk, which a client reads as the start of another response")
+@pytest.mark.parametrize("status", [204, 304])
+def test_denial_without_body_status_is_well_formed(status: int) -> None:
+    # RFC 9110 6.4.1 / RFC 9112 6.3: 204 and 304 carry no body, so no framing either.
+    h = Harness()
+    h.feed(WSClient().request)
+    h.receive(1)
+    h.send(1, {"type": "websocket.http.response.start", "status": status, "headers": []})
+    h.send(1, {"type": "websocket.http.response.body", "body": b""})
+    (reply,) = parse_responses(h.out)
+    assert reply.status == status and closed(h)
+
+
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), None])
 def test_app_ending_before_accept_is_500(exc: BaseException | None) -> None:
     # ASGI: WS-17
