@@ -278,11 +278,10 @@ def test_accept_with_malformed_headers_is_misuse_and_500(headers: object) -> Non
     assert parse_responses(h.out)[0].status == 500 and closed(h)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: an accept header rejected by the writer "
-                   "(SRV-10) leaves the session OPEN, so a close frame goes out with no 101")
 @pytest.mark.parametrize("header", [(b"x-a", b"1\r\nx-b: 2"), (b"bad name", b"1")])
 def test_accept_with_injected_header_is_misuse_and_500(header: tuple[bytes, bytes]) -> None:
-    # ASGI: WS-03; SRV-10
+    # ASGI: WS-03; SRV-10.  Regression: the session stayed OPEN and wrote a Close frame
+    # where the 101 should have been.
     h = Harness()
     h.feed(WSClient().request)
     h.receive(1)
@@ -326,11 +325,9 @@ def test_bad_upgrade_is_refused_before_the_app(wire: bytes, status: int) -> None
         assert b"sec-websocket-version" not in reply.headers
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a missing Sec-WebSocket-Version is answered "
-                   "426 instead of 400 (wsproto itself answers 400)")
 def test_missing_version_is_400() -> None:
     # ASGI: WS-18.  RFC 6455 4.2.1: a handshake without the field is malformed (400); 426 is
-    # for a version the server does not speak (4.4).
+    # for a version the server does not speak (4.4).  Regression: it was 426.
     h = Harness()
     h.feed(ws_upgrade_bytes(ws_version=None))
     assert h.started() == [] and closed(h)
@@ -473,10 +470,9 @@ def test_app_ending_during_denial_aborts() -> None:
     assert not h.out.endswith(b"0\r\n\r\n")  # truncated: the client cannot take it as whole
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a denial body longer than its "
-                   "content-length is written as is (SRV-01 not enforced)")
 def test_denial_body_overflowing_content_length_is_misuse() -> None:
     # SRV-01 applied to EXT-WSDENY-01: never send more than the declared length.
+    # Regression: the body was written as is.
     h = Harness()
     h.feed(WSClient().request)
     h.receive(1)
@@ -487,10 +483,8 @@ def test_denial_body_overflowing_content_length_is_misuse() -> None:
     assert not h.out.endswith(b"hello")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a denial body shorter than its "
-                   "content-length completes as if it were whole (SRV-02 not enforced)")
 def test_denial_body_short_of_content_length_is_misuse() -> None:
-    # SRV-02 applied to EXT-WSDENY-01.
+    # SRV-02 applied to EXT-WSDENY-01.  Regression: a short body completed the response.
     h = Harness()
     h.feed(WSClient().request)
     h.receive(1)
@@ -500,11 +494,10 @@ def test_denial_body_short_of_content_length_is_misuse() -> None:
         h.send(1, {"type": "websocket.http.response.body", "body": b"abc"})
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a 204/304 denial gets chunked framing and a "
-                   "0-chunk, which a client reads as the start of another response")
 @pytest.mark.parametrize("status", [204, 304])
 def test_denial_without_body_status_is_well_formed(status: int) -> None:
     # RFC 9110 6.4.1 / RFC 9112 6.3: 204 and 304 carry no body, so no framing either.
+    # Regression: they were chunked, and the 0-chunk read as a second response.
     h = Harness()
     h.feed(WSClient().request)
     h.receive(1)
@@ -664,12 +657,10 @@ def test_ping_between_fragments_is_answered_and_message_kept() -> None:
     assert h.receive(sid) == recv_text("abcd")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a ping between the fragments of a compressed "
-                   "message resets permessage-deflate's per-message state (inherited from "
-                   "wsproto's PerMessageDeflate, kept by BoundedDeflate): the continuation is "
-                   "not inflated")
 def test_ping_between_compressed_fragments_keeps_the_message() -> None:
     # RFC 6455 5.4 with RFC 7692 6: the control frame must not end the compressed message.
+    # Regression: wsproto's PerMessageDeflate resets its per-message state on the ping's
+    # completion, so the continuation went through uninflated (garbage bytes to the app).
     h, client, sid = opened(WSClient(deflate=True))
     h.feed(client.binary(b"abc" * 100, fin=False) + client.send(Ping(b"p"))
            + client.binary(b"xyz" * 100))
@@ -786,10 +777,9 @@ def test_oversized_frame_is_refused_before_it_arrives_whole() -> None:
     _assert_failed(h, client, sid, 1009)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: ws_max_message_size counts characters, not "
-                   "bytes, for uncompressed text (4-byte characters pass at 4x the limit)")
 def test_text_limit_counts_utf8_bytes() -> None:
     # Config: "sizes are bytes"; the compressed path (BoundedDeflate) counts bytes.
+    # Regression: characters were counted, so 4-byte characters passed at 4x the limit.
     h, client, sid = opened(WSClient(deflate=False), ws_max_message_size=1000)
     h.feed(client.text("𝄞" * 300))  # 1200 bytes, 300 characters
     _assert_failed(h, client, sid, 1009)
@@ -1039,15 +1029,14 @@ def test_app_ending_after_disconnect_is_silent() -> None:
     assert sum(isinstance(e, ConnectionClosed) for e in h.events) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a handshake message after the app's own close "
-                   "raises KeyError (_WHY_NOT has no CLOSING entry)")
 @pytest.mark.parametrize("message", [
     {"type": "websocket.accept"},
     {"type": "websocket.http.response.start", "status": 403},
     {"type": "websocket.http.response.body", "body": b""},
 ])
 def test_handshake_message_while_closing_is_misuse(message: dict[str, Any]) -> None:
-    # Only AppMisuseError or ClientDisconnected may come out of send().
+    # Only AppMisuseError or ClientDisconnected may come out of send().  Regression: a
+    # KeyError (no _WHY_NOT entry for CLOSING).
     h, _, sid = opened()
     h.send(sid, {"type": "websocket.close"})
     with pytest.raises((AppMisuseError, ClientDisconnected)):
@@ -1212,9 +1201,9 @@ def test_backpressure_keeps_order_with_a_close_behind() -> None:
     assert closed(h)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: empty messages count 0 bytes, so a flood of "
-                   "them queues without bound and wants_read never goes False")
 def test_backpressure_bounds_a_flood_of_empty_messages() -> None:
+    # SRV-06.  Regression: an empty message counted 0 bytes, so a flood of them (6 wire bytes
+    # each, a dict each in memory) queued without bound and wants_read stayed True.
     h, client, _ = opened(WSClient(deflate=False), body_buffer_size=1024)
     frame = client.binary(b"")
     for _ in range(20):
@@ -1224,15 +1213,20 @@ def test_backpressure_bounds_a_flood_of_empty_messages() -> None:
     assert not h.conn.wants_read
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: frames parsed after the transport closed (the "
-                   "backlog behind backpressure) still write an echo/pong after ConnectionClosed")
 def test_no_output_after_connection_closed() -> None:
+    # ConnectionClosed is final: input still held behind backpressure when the transport goes
+    # is not parsed any more (no pong or Close echo after it).  What the app already had
+    # queued is delivered, in order, then the disconnect.  Regression: the backlog was parsed
+    # on receive() after ConnectionClosed and a pong went out.
     h, client, sid = opened(WSClient(deflate=False), body_buffer_size=10)
     h.feed(client.text("x" * 20) + client.text("y" * 20) + client.send(Ping(b"p"))
            + client.close_frame(1000))
     h.take_output()
     h.feed(b"")
     assert closed(h)
+    got = []
     while (message := h.receive(sid)) is not None and message["type"] != "websocket.disconnect":
-        pass
+        got.append(message["text"])
+    assert message is not None and message["type"] == "websocket.disconnect"
+    assert got == ["x" * 20, "y" * 20][:len(got)] and got
     assert h.out == b""

@@ -3,9 +3,7 @@
 As in tests/test_websocket.py the driver is played by hand (no event loop) and the peer is an
 independent wsproto *client* (``tests.helpers.WSClient``): it writes the upgrade request and the
 masked, possibly compressed and fragmented frames, and it decodes every byte the server writes,
-raising on anything malformed.  The known core bugs (see the xfail tests in test_websocket.py)
-are steered around here so that the properties stay meaningful: no ping inside a compressed
-fragmented message, no 204/304 or content-length denials, no handshake message after a close.
+raising on anything malformed.
 """
 
 from __future__ import annotations
@@ -84,15 +82,15 @@ client_messages = st.builds(
 )
 
 
-def encode(client: WSClient, message: ClientMessage, deflate: bool, seed: int) -> bytes:
-    """The frames for one message; pings between fragments only when nothing is compressed
-    (see test_ping_between_compressed_fragments_keeps_the_message)."""
+def encode(client: WSClient, message: ClientMessage, seed: int) -> bytes:
+    """The frames for one message, with a ping between fragments if asked (RFC 6455 5.4;
+    compressed too: test_ping_between_compressed_fragments_keeps_the_message)."""
     parts = fragments(message.payload, split_points(len(message.payload), message.parts, seed))
     out = b""
     for i, part in enumerate(parts):
         fin = i == len(parts) - 1
         out += client.text(part, fin) if isinstance(part, str) else client.binary(part, fin)
-        if message.ping_between and not deflate and not fin:
+        if message.ping_between and not fin:
             out += client.send(Ping(b"mid"))
     return out
 
@@ -150,8 +148,8 @@ def record(script: Script) -> tuple[bytes, bytes, WSClient, list[bytes]]:
     frames = b""
     pings: list[bytes] = []
     for i, (message, ping) in enumerate(zip(script.messages, script.pings, strict=True)):
-        frames += encode(client, message, script.deflate, seed=i)
-        if message.ping_between and not script.deflate and message.parts > 1:
+        frames += encode(client, message, seed=i)
+        if message.ping_between and message.parts > 1:
             pings += [b"mid"] * (len(fragments(message.payload, split_points(
                 len(message.payload), message.parts, i))) - 1)
         if ping != b"-":
@@ -359,7 +357,7 @@ class WebSocketMachine(RuleBasedStateMachine):
             frame = (self.client.text(part, fin) if isinstance(part, str)
                      else self.client.binary(part, fin))
             self.queue(frame, index)
-            if message.ping_between and not self.deflate and not fin:
+            if message.ping_between and not fin:
                 self.queue(self.client.send(Ping(b"mid")), None)
         self.client_sent.append(message.payload)
         if read:
@@ -469,13 +467,19 @@ class WebSocketMachine(RuleBasedStateMachine):
             assert self.client.rejected.status_code == (403 if exc is None else 500)  # WS-05
 
     @precondition(lambda self: self.phase == "connecting" and not self.app_done)
-    @rule(status=st.sampled_from([400, 401, 403, 404, 500, 503]))
-    def app_deny_start(self, status: int) -> None:
+    @rule(status=st.sampled_from([400, 401, 403, 404, 500, 503, 204, 304]),
+          declared=st.one_of(st.none(), st.integers(0, 40)))
+    def app_deny_start(self, status: int, declared: int | None) -> None:
+        headers = [(b"content-type", b"text/plain")]
+        if declared is not None:
+            headers.append((b"content-length", b"%d" % declared))
         exc = self.contract(self.h.conn.send, self.sid, {
-            "type": "websocket.http.response.start", "status": status,
-            "headers": [(b"content-type", b"text/plain")]}, self.h.now)
+            "type": "websocket.http.response.start", "status": status, "headers": headers},
+            self.h.now)
+        assert exc is None or isinstance(exc, ClientDisconnected)
         self.phase = "denying" if exc is None else "over"
         self.deny_status = status
+        self.deny_declared = None if status in (204, 304) else declared
 
     @precondition(lambda self: self.phase == "denying" and not self.app_done)
     @rule(body=st.binary(max_size=30), more=st.booleans())
@@ -483,15 +487,40 @@ class WebSocketMachine(RuleBasedStateMachine):
         exc = self.contract(self.h.conn.send, self.sid, {
             "type": "websocket.http.response.body", "body": body, "more_body": more},
             self.h.now)
+        total = len(self.deny_body) + len(body)
+        declared = self.deny_declared
+        if isinstance(exc, AppMisuseError):
+            # SRV-01/02 applied to the denial: its content-length is kept exactly.
+            assert declared is not None and (total > declared or (not more and total < declared))
+            assert exc.rule in ("SRV-01", "SRV-02")
+            self.deny_aborted = True
+            self.phase = "over"
+            return
         if exc is not None:
             self.phase = "over"
             return
+        assert declared is None or total <= declared
         self.deny_body += body
         if not more:
             self.phase = "over"
             assert self.client.rejected is not None  # EXT-WSDENY-01
             assert self.client.rejected.status_code == self.deny_status
-            assert self.client.reject_body == self.deny_body and self.client.reject_done
+            if self.deny_status in (204, 304):
+                assert self.client.reject_body == b""  # SRV-04: never on the wire
+            else:
+                assert self.client.reject_body == self.deny_body
+            assert self.client.reject_done
+
+    @precondition(lambda self: self.phase == "open" and not self.app_done)
+    @rule(message=st.sampled_from([
+        {"type": "websocket.accept"},
+        {"type": "websocket.http.response.start", "status": 403},
+        {"type": "websocket.http.response.body", "body": b""},
+    ]), misuse=RARELY)
+    def app_handshake_again(self, message: dict[str, Any], misuse: bool) -> None:
+        if misuse:
+            exc = self.contract(self.h.conn.send, self.sid, dict(message), self.h.now)
+            assert exc is not None  # the handshake is answered once (WS-08, WS-06, WS-15)
 
     @precondition(lambda self: self.phase == "open" and not self.app_done)
     @rule(kind=st.sampled_from(["text", "bytes"]),
