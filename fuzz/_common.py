@@ -17,6 +17,7 @@ import hashlib
 import os
 import random
 import re
+import shlex
 import sys
 import time
 import traceback
@@ -969,7 +970,10 @@ def main(run_one: Callable[..., None], name: str) -> None:
             print(f"{path}: {status}")
         sys.exit(1 if failed else 0)
     if atheris is not None and "--no-atheris" not in args:
-        atheris.Setup([sys.argv[0], *args], lambda data: run_one(data, tolerate=tolerate))
+        # libFuzzer re-runs argv[0] through the shell for -jobs, -fork and -minimize_crash:
+        # name the interpreter too, so the harness needs no shebang or executable bit.
+        argv0 = shlex.join([sys.executable, str(Path(sys.argv[0]).resolve())])
+        atheris.Setup([argv0, *args], lambda data: run_one(data, tolerate=tolerate))
         atheris.Fuzz()
         return
     _fallback([a for a in args if a != "--no-atheris"],
