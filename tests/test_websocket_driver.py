@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
+from wsproto import ConnectionType
+from wsproto.connection import Connection
+from wsproto.events import BytesMessage, CloseConnection, Ping
 
 from asgi_sansio import Config
 from asgi_sansio._demo import app as demo_app
@@ -459,5 +462,170 @@ def test_demo_app_chat_page() -> None:
             writer.close()
         assert page.startswith(b"HTTP/1.1 200 ")
         assert b"text/html" in page and b"new WebSocket(" in page and b'"/ws"' in page
+
+    run(main())
+
+
+# -- limits, timers and backpressure ------------------------------------------------------------
+
+
+async def raw_upgrade(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Connection]:
+    """A hand-made handshake on a plain socket, and wsproto in client mode to read frames: a
+    peer that does only what the test makes it do (no automatic pongs or close answers)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return reader, writer, Connection(ConnectionType.CLIENT)
+
+
+async def next_frame_event(reader: asyncio.StreamReader, ws: Connection) -> Any:
+    """The next wsproto event from the server, or None at end of stream."""
+    while True:
+        for event in ws.events():
+            return event
+        data = await reader.read(65536)
+        if not data:
+            return None
+        ws.receive_data(data)
+
+
+def test_message_over_the_limit_closes_with_1009() -> None:
+    seen: list[Message] = []
+
+    async def main() -> None:
+        config = Config(ws_max_message_size=1024)
+        async with serving(echo_app(seen), config=config) as server:
+            async with client(server, compression=None) as ws:
+                await ws.send("x" * 1024)
+                assert await ws.recv() == "x" * 1024
+                await ws.send("y" * 1025)
+                with pytest.raises(ConnectionClosed) as info:
+                    await ws.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+            assert (await wait_for_disconnect(seen))["code"] == 1009
+
+    run(main())
+
+
+def test_a_peer_that_never_answers_pings_is_closed_with_1011() -> None:
+    seen: list[Message] = []
+
+    async def main() -> None:
+        config = Config(ws_ping_interval=0.2, ws_ping_timeout=0.3, ws_close_timeout=0.3)
+        async with serving(echo_app(seen), config=config) as server:
+            assert server.port is not None
+            reader, writer, ws = await raw_upgrade(server.port)
+            ping = await next_frame_event(reader, ws)
+            assert isinstance(ping, Ping)  # not answered
+            close = await next_frame_event(reader, ws)
+            assert isinstance(close, CloseConnection) and close.code == 1011
+            # Nor is our Close answered: the server hangs up after its close timeout.
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+            writer.close()
+            # No Close frame ever came from the peer: RFC 6455 7.1.5 calls that 1006.
+            assert (await wait_for_disconnect(seen))["code"] == 1006
+
+    run(main())
+
+
+def test_pongs_keep_a_quiet_connection_open() -> None:
+    async def main() -> None:
+        config = Config(ws_ping_interval=0.1, ws_ping_timeout=0.2)
+        async with serving(echo_app(), config=config) as server, client(server) as ws:
+            await asyncio.sleep(1.0)  # several pings, each answered by the client library
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+
+    run(main())
+
+
+def test_the_app_close_unanswered_hangs_up_after_the_close_timeout() -> None:
+    disconnects: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4005, "reason": "go"})
+        disconnects.append(await receive())
+
+    async def main() -> None:
+        config = Config(ws_close_timeout=0.3)
+        async with serving(app, config=config) as server:
+            assert server.port is not None
+            reader, writer, ws = await raw_upgrade(server.port)
+            close = await next_frame_event(reader, ws)
+            assert isinstance(close, CloseConnection)
+            assert (close.code, close.reason) == (4005, "go")
+            started = asyncio.get_running_loop().time()
+            assert await asyncio.wait_for(reader.read(), 3) == b""
+            assert asyncio.get_running_loop().time() - started < 2
+            writer.close()
+            while not disconnects:
+                await asyncio.sleep(0.01)
+        assert disconnects[0]["type"] == "websocket.disconnect"
+
+    run(main())
+
+
+def test_a_slow_app_gets_a_flood_intact_and_in_order() -> None:
+    """Input backpressure: the client writes far more than the core's buffer while the app
+    sleeps; reading pauses and resumes, and nothing is lost or reordered."""
+    received: list[bytes] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(0.5)  # the flood piles up meanwhile
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            received.append(message["bytes"])
+            if len(received) == 200:
+                await send({"type": "websocket.send", "text": "got all"})
+
+    async def main() -> None:
+        chunks = [bytes([i]) * 65536 for i in range(200)]  # 12.5 MiB
+        async with serving(app) as server, client(server, compression=None) as ws:
+            for chunk in chunks:
+                await ws.send(chunk)
+            assert await ws.recv() == "got all"
+        assert received == chunks
+
+    run(main())
+
+
+def test_a_client_that_does_not_read_holds_the_apps_send() -> None:
+    """Output backpressure: the app's send() waits while the client reads nothing."""
+    sent = 0
+    block = b"z" * 256 * 1024
+    total = 200  # 50 MiB if nothing held it back
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        await receive()
+        await send({"type": "websocket.accept"})
+        for _ in range(total):
+            await send({"type": "websocket.send", "bytes": block})
+            sent += 1
+
+    async def main() -> None:
+        async with serving(app) as server:
+            assert server.port is not None
+            reader, writer, ws = await raw_upgrade(server.port)
+            await asyncio.sleep(0.7)  # read nothing
+            held = sent
+            assert held < total // 2, f"{held} sends of 256 KiB went through a full socket"
+            count = 0
+            while count < total:
+                event = await next_frame_event(reader, ws)
+                assert isinstance(event, BytesMessage), event
+                if event.message_finished:
+                    count += 1
+            writer.close()
+        assert sent == total
 
     run(main())
