@@ -68,12 +68,18 @@ def ws_url(server: Server, path: str = "/") -> str:
     return f"ws://127.0.0.1:{server.port}{path}"
 
 
-def client(server: Server, path: str = "/", **kwargs: Any) -> Any:
+def client(server: Server, path: str = "/", **kwargs: Any) -> connect:
     """A ``websockets`` client connection (an async context manager), never via a proxy."""
     kwargs.setdefault("proxy", None)
     kwargs.setdefault("open_timeout", 5)
     kwargs.setdefault("close_timeout", 5)
     return connect(ws_url(server, path), **kwargs)
+
+
+def response_headers(ws: ClientConnection) -> Any:
+    """The headers of the server's handshake answer."""
+    assert ws.response is not None
+    return ws.response.headers
 
 
 def echo_app(
@@ -190,7 +196,7 @@ def test_permessage_deflate_is_negotiated() -> None:
 
     async def main() -> None:
         async with serving(echo_app()) as server, client(server, max_size=None) as ws:
-            extensions = ws.response.headers["Sec-WebSocket-Extensions"]
+            extensions = response_headers(ws)["Sec-WebSocket-Extensions"]
             assert extensions.startswith("permessage-deflate")
             assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
             await ws.send(payload)
@@ -205,7 +211,7 @@ def test_permessage_deflate_can_be_turned_off() -> None:
     async def main() -> None:
         config = Config(ws_per_message_deflate=False)
         async with serving(echo_app(), config=config) as server, client(server) as ws:
-            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            assert "Sec-WebSocket-Extensions" not in response_headers(ws)
             assert ws.protocol.extensions == []
             await ws.send("plain")
             assert await ws.recv() == "plain"
@@ -220,7 +226,7 @@ def test_subprotocol_selection() -> None:
         app = echo_app(scopes=scopes, subprotocol="chat.v2")
         async with serving(app) as server, client(server, subprotocols=["v1", "chat.v2"]) as ws:
             assert ws.subprotocol == "chat.v2"
-            assert ws.response.headers["Sec-WebSocket-Protocol"] == "chat.v2"
+            assert response_headers(ws)["Sec-WebSocket-Protocol"] == "chat.v2"
             await ws.send("hi")
             assert await ws.recv() == "hi"
         assert scopes[0]["subprotocols"] == ["v1", "chat.v2"]
@@ -232,8 +238,8 @@ def test_accept_headers_reach_the_client() -> None:
     async def main() -> None:
         app = echo_app(headers=[(b"x-room", b"lobby"), (b"set-cookie", b"a=1")])
         async with serving(app) as server, client(server) as ws:
-            assert ws.response.headers["X-Room"] == "lobby"
-            assert ws.response.headers["Set-Cookie"] == "a=1"
+            assert response_headers(ws)["X-Room"] == "lobby"
+            assert response_headers(ws)["Set-Cookie"] == "a=1"
 
     run(main())
 
@@ -627,5 +633,38 @@ def test_a_client_that_does_not_read_holds_the_apps_send() -> None:
                     count += 1
             writer.close()
         assert sent == total
+
+    run(main())
+
+
+@pytest.mark.xfail(strict=True, reason="core: WebSocketSession.shutdown() acts only when OPEN, so "
+                   "a socket accepted after shutdown began gets no 1001 and is aborted at the "
+                   "shutdown deadline")
+def test_a_socket_accepted_during_shutdown_is_closed_with_1001() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await asyncio.sleep(0.3)  # still deciding when the server begins to shut down
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async def main() -> None:
+        server = Server(app, port=0, lifespan="off", config=Config(shutdown_timeout=3.0))
+        task = asyncio.create_task(server.serve(shutdown_trigger=asyncio.Event().wait))
+        await server.wait_started()
+
+        async def opening() -> ClientConnection:
+            return await client(server)
+
+        connecting = asyncio.create_task(opening())
+        await asyncio.sleep(0.1)
+        server.shutdown()
+        ws = await connecting
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ConnectionClosed) as info:
+            await ws.recv()
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        await asyncio.wait_for(task, 5)
 
     run(main())
