@@ -2,6 +2,7 @@
 # Autobahn|Testsuite against asgi-sansio's asyncio driver serving a plain echo app.
 #
 #   bash tests/autobahn/run.sh            # cases 1-10, 12 and 13 (see spec.json)
+#   bash tests/autobahn/run.sh --quick    # 1-10, and 12/13 only with messages up to 4 KiB
 #   AUTOBAHN_CASES='1.*,5.*' bash tests/autobahn/run.sh
 #
 # 1. a Python 2.7 virtualenv with wstest (autobahntestsuite is Python 2 only), built once under
@@ -13,8 +14,17 @@
 # Environment: PYTHON (runs the server; default: python, else python3), PYTHON2 (default:
 # pyenv's 2.7.18), AUTOBAHN_ENV (default: ~/.cache/asgi-sansio/autobahn), AUTOBAHN_REPORTS
 # (default: build/autobahn), AUTOBAHN_CASES (comma-separated case patterns), AUTOBAHN_TIMEOUT
-# (seconds for wstest, default 1200).
+# (seconds for wstest, default 5400).
 set -euo pipefail
+
+QUICK=0
+for arg in "$@"; do
+    case $arg in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) printf 'autobahn: unknown argument %s (see --help)\n' "$arg" >&2; exit 2 ;;
+    esac
+done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -24,7 +34,16 @@ PYTHON=${PYTHON:-$(command -v python || command -v python3)}
 PYTHON2=${PYTHON2:-${PYENV_ROOT:-$HOME/.pyenv}/versions/2.7.18/bin/python}
 ENV_DIR=${AUTOBAHN_ENV:-${XDG_CACHE_HOME:-$HOME/.cache}/asgi-sansio/autobahn}
 REPORTS=${AUTOBAHN_REPORTS:-$ROOT/build/autobahn}
-TIMEOUT=${AUTOBAHN_TIMEOUT:-1200}
+TIMEOUT=${AUTOBAHN_TIMEOUT:-5400}
+if ((QUICK)) && [[ -z ${AUTOBAHN_CASES:-} ]]; then
+    # 12.X.Y / 13.X.Y: Y = 1..5 are the messages of 16 B to 4 KiB (case12_x_x.py's MSG_SIZES),
+    # X the data sets (12) and the permessage-deflate parameters (13).
+    AUTOBAHN_CASES=$(
+        printf '%s.*,' 1 2 3 4 5 6 7 8 9 10
+        for x in 1 2 3 4 5; do for y in 1 2 3 4 5; do printf '12.%s.%s,' "$x" "$y"; done; done
+        for x in 1 2 3 4 5 6 7; do for y in 1 2 3 4 5; do printf '13.%s.%s,' "$x" "$y"; done; done
+    )
+fi
 
 log() { printf 'autobahn: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
@@ -44,7 +63,8 @@ if [[ ! -x $WSTEST || $(cat "$ENV_DIR/stamp" 2>/dev/null) != "$stamp" ]]; then
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off
     # virtualenv 20.21 is the last release that creates Python 2.7 environments.
     "$PYTHON" -m venv "$ENV_DIR/tool"
-    "$ENV_DIR/tool/bin/python" -m pip install -q virtualenv==20.21.1
+    "$ENV_DIR/tool/bin/python" -m pip install -q virtualenv==20.21.1 2>&1 |
+        grep -v -e 'is ignored' >&2 || true
     "$ENV_DIR/tool/bin/virtualenv" -q -p "$PYTHON2" "$ENV_DIR/py2"
     # pip on 2.7 warns about the end of Python 2 on every call: keep its noise out of the log.
     "$ENV_DIR/py2/bin/python" -m pip install -q -r "$HERE/requirements-py2.txt" 2>&1 |
@@ -94,7 +114,11 @@ if cases:
     spec["cases"] = [c.strip() for c in cases.split(",") if c.strip()]
 json.dump(spec, open(target, "w"), indent=2)
 PY
-log "wstest -m fuzzingclient: cases $("$PYTHON" -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["cases"]))' "$REPORTS/spec.json")"
+log "wstest -m fuzzingclient: cases $("$PYTHON" -c '
+import json, sys
+cases = json.load(open(sys.argv[1]))["cases"]
+print(" ".join(cases) if len(cases) <= 12 else f"{cases[0]} ... {cases[-1]} ({len(cases)} patterns)")
+' "$REPORTS/spec.json")"
 t0=$SECONDS
 if ! (cd "$REPORTS" && timeout --kill-after=10 "$TIMEOUT" "$WSTEST" -m fuzzingclient \
         -s "$REPORTS/spec.json" >"$REPORTS/wstest.log" 2>&1); then
