@@ -69,6 +69,20 @@ class Config:
     # 5 s for the peer to answer our Close frame before we hang up anyway.
     ws_close_timeout: float = 5.0
 
+    # --- HTTP/2 -------------------------------------------------------------------------------
+    # 100: h2's and nginx's default (RFC 9113 suggests at least 100).  A stream beyond it is
+    # refused with RST_STREAM(REFUSED_STREAM), never the whole connection.
+    h2_max_concurrent_streams: int = 100
+    # Flood accounting window, seconds of the driver's clock.
+    h2_flood_window: float = 10.0
+    # Streams the client resets while live, plus streams we refuse, per window: past it,
+    # GOAWAY(ENHANCE_YOUR_CALM) (rapid reset, CVE-2023-44487).  Browsers cancel a few per
+    # navigation; hundreds in seconds is an attack.
+    h2_max_resets: int = 200
+    # PING, SETTINGS, PRIORITY and empty DATA frames per window: each costs us work (and an
+    # answer) and the peer nothing.  Past it, GOAWAY(ENHANCE_YOUR_CALM).
+    h2_max_control_frames: int = 1000
+
     # --- scope and response decoration -------------------------------------------------------
     # The ASGI ``root_path`` (mount point); it comes from configuration only (HTTP-SCOPE-09).
     root_path: str = ""
@@ -79,7 +93,7 @@ class Config:
 
     def __post_init__(self) -> None:
         for name in ("max_head_size", "max_target_length", "max_header_count", "body_buffer_size",
-                     "output_high_water", "ws_max_message_size"):
+                     "output_high_water", "ws_max_message_size", "h2_max_concurrent_streams"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive")
         if self.max_body_size is not None and self.max_body_size < 0:

@@ -241,6 +241,7 @@ class WebSocketSession:
         self._close_deadline: float | None = None
         # WS-14: how the app closed, reported if the peer never answers with its own code.
         self._closing_disconnect: dict[str, Any] | None = None
+        self._shutdown_code: int | None = None  # shutdown() came before the accept
 
     # -- the app's receive --------------------------------------------------------------------
 
@@ -329,7 +330,14 @@ class WebSocketSession:
             self._ws = None  # the answer never left: the handshake is still open
             self.state = WS.CONNECTING
             raise
-        if self.config.ws_ping_interval is not None:
+        if self.state is not WS.OPEN:
+            return  # frames handed over at the accept already ended the session
+        if self._shutdown_code is not None:
+            # Accepted while the server shuts down: going away at once (WS-20).
+            self._send_close(self._shutdown_code, "", now)
+            self._closing_disconnect = {
+                "type": "websocket.disconnect", "code": self._shutdown_code, "reason": ""}
+        elif self.config.ws_ping_interval is not None:
             self._ping_at = now + self.config.ws_ping_interval
 
     def _send_data(self, message: dict[str, Any]) -> None:
@@ -554,6 +562,7 @@ class WebSocketSession:
     def shutdown(self, now: float, code: int = 1001) -> None:
         """Server going away (WS-20): 1001, or 1012 for a restart."""
         self._now = now
+        self._shutdown_code = code
         if self.state is WS.OPEN:
             self._send_close(code, "", now)
             self._closing_disconnect = {"type": "websocket.disconnect", "code": code, "reason": ""}

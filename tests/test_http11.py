@@ -557,15 +557,16 @@ def test_bad_chunk_in_body_ends_stream() -> None:
     assert parse_responses(h.out)[0].status == 400
 
 
-def test_http2_preface_gets_goaway_http_1_1_required() -> None:
+def test_http2_preface_switches_to_http2() -> None:
+    # RFC 9113 3.3: prior knowledge.  Nothing is decided until the whole preface is in.
     h = Harness()
     h.feed(b"PRI * HTTP/2.0\r\n\r\n")
-    assert h.out == b""  # still undecided
+    assert h.out == b"" and h.events == []
     h.feed(b"SM\r\n\r\n")
-    # An empty SETTINGS frame, then GOAWAY(last=0, HTTP_1_1_REQUIRED=0xd).
-    assert h.out == (b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-                     b"\x00\x00\x08\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0d")
-    assert [type(e) for e in h.events] == [ConnectionClosed]
+    assert h.conn.http_version == "2"
+    # The server preface: a SETTINGS frame (type 4) on stream 0 comes first.
+    assert h.out[3:4] == b"\x04" and h.out[5:9] == b"\x00\x00\x00\x00"
+    assert h.events == []
 
 
 def test_preface_prefix_then_other_bytes_is_http1() -> None:

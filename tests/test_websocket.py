@@ -1265,8 +1265,6 @@ def test_pipelined_upgrade_waits_for_the_previous_response() -> None:
     assert [e.scope["type"] for e in h.started()] == ["http", "websocket"]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a WebSocket accepted during the shutdown grace "
-                   "period never gets Close 1001; the deadline hangs up without a Close frame")
 def test_websocket_accepted_during_shutdown_gets_1001() -> None:
     # ASGI: WS-20, SRV-14: every open WebSocket is told 1001 before the abort.
     h = Harness(make_conn(shutdown_timeout=10.0))
@@ -1339,9 +1337,6 @@ def test_session_over_a_fake_carrier() -> None:
     assert carrier.events.count(StreamEnded(7)) == 1 and carrier.finished == [False]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: when frames handed over during the accept end "
-                   "the session (an early Close), _accept arms the ping timer afterwards; its "
-                   "firing would send a Ping on a closed wsproto connection (LocalProtocolError)")
 def test_session_ended_during_accept_has_no_timer() -> None:
     # Hidden on HTTP/1.1 (the connection is closed and stops asking), not on a carrier whose
     # other streams keep the timers running.

@@ -1,0 +1,1029 @@
+"""HTTP/2 as an ASGI connection, on h2.
+
+h2 does the framing, HPACK and the stream state machine; the stream policy is ours:
+
+* **Flow control follows the app.**  A stream's receive window is credited only when its app
+  pulls the bytes through ``receive()``, so a slow app stalls only its own stream.  The
+  connection window is ``h2_max_concurrent_streams`` stream windows, so streams that do not
+  read can never starve the others.  Outbound DATA waits on each stream's window without
+  blocking the rest; ``writable()`` holds an app whose stream has more than
+  ``output_high_water`` bytes waiting.
+* **Stream errors stay stream errors.**  h2's inbound header validation raises connection
+  errors, so it is off and ``_check_request`` applies RFC 9113 8.2/8.3 itself, answering a
+  malformed request with ``RST_STREAM(PROTOCOL_ERROR)`` and keeping the connection.
+* **Excess streams are refused, not fatal.**  A HEADERS frame beyond
+  ``SETTINGS_MAX_CONCURRENT_STREAMS`` gets ``RST_STREAM(REFUSED_STREAM)`` (RFC 9113 5.1.2);
+  h2 alone would end the whole connection (Hypercorn#335).
+* **Floods are counted** per ``h2_flood_window`` seconds of the driver's clock: client resets
+  of live streams (rapid reset, CVE-2023-44487) and refused streams against
+  ``h2_max_resets``; PING, SETTINGS, PRIORITY and empty DATA frames against
+  ``h2_max_control_frames``.  Past either, ``GOAWAY(ENHANCE_YOUR_CALM)``.
+* **Graceful shutdown** writes its own GOAWAY (h2 would refuse every later frame once it sent
+  one), lets the streams it names finish, refuses newer ones with REFUSED_STREAM, and aborts
+  what is left at the deadline.
+
+The ASGI response rules are shared with HTTP/1.1 (``_http_messages``); WebSockets arrive as
+RFC 8441 extended CONNECT and reuse ``WebSocketSession`` with this connection as carrier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import deque
+from typing import Any
+from urllib.parse import unquote
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection, _decode_headers
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    PingReceived,
+    PriorityUpdated,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from h2.exceptions import ProtocolError, StreamClosedError
+from h2.settings import SettingCodes, Settings
+from h2.stream import StreamClosedBy
+from hyperframe.frame import GoAwayFrame, HeadersFrame, RstStreamFrame
+
+from . import _h1writer as writer
+from . import _http_messages as msgs
+from ._config import Config
+from ._errors import AppMisuseError, ClientDisconnected, DriverMisuseError
+from ._events import ConnectionClosed, Event, StreamReadable, StreamStarted, StreamWritable
+from ._events import StreamEnded as StreamEndedEvent
+from ._http11 import http_date
+from ._http_messages import Resp
+from ._websocket import DENY_BODY, DENY_START, WebSocketSession, offered_subprotocols
+
+_ASGI = {"version": "3.0", "spec_version": "2.5"}
+_NO_BODY_STATUS = frozenset({204, 304})
+# RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+_PSEUDO_REQUEST = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
+_NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # lowercase tokens only (RFC 9113 8.2.1)
+_BAD_VALUE_RE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")  # RFC 9113 8.2.1
+_HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+
+
+class _H2(H2Connection):
+    """h2, refusing excess streams with REFUSED_STREAM instead of ending the connection."""
+
+    refuse_above: int | None = None  # shutting down: streams above this id are refused
+    refused = 0
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
+        sid = frame.stream_id
+        if (
+            sid not in self.streams
+            and sid % 2 == 1
+            and sid > self.highest_inbound_stream_id
+            and (
+                self.open_inbound_streams >= self.local_settings.max_concurrent_streams
+                or (self.refuse_above is not None and sid > self.refuse_above)
+            )
+        ):
+            # Decode anyway: HPACK state is shared by the whole connection.
+            _decode_headers(self.decoder, frame.data)
+            self.highest_inbound_stream_id = sid
+            self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+            rst = RstStreamFrame(sid)
+            rst.error_code = ErrorCodes.REFUSED_STREAM
+            self.refused += 1
+            return [rst], []
+        return super()._receive_headers_frame(frame)
+
+
+class _Stream:
+    """One HTTP/2 request/response exchange."""
+
+    __slots__ = (
+        "app_done",
+        "body",
+        "body_bytes",
+        "body_done",
+        "declared_in",
+        "declared_length",
+        "delivered_end",
+        "end_pending",
+        "ended",
+        "extensions",
+        "gone",
+        "head",
+        "is_head",
+        "no_body",
+        "out",
+        "received",
+        "resp",
+        "sent",
+        "stream_id",
+        "trailer_block",
+        "trailers",
+        "trailers_ok",
+        "unacked",
+        "waiting",
+        "was_blocked",
+    )
+
+    def __init__(self, stream_id: int, is_head: bool) -> None:
+        self.stream_id = stream_id
+        self.is_head = is_head
+        self.body: deque[bytes] = deque()
+        self.body_bytes = 0
+        self.received = 0
+        self.unacked = 0  # flow-controlled bytes received and not yet credited back
+        self.declared_in: int | None = None  # the request's content-length
+        self.body_done = False
+        self.delivered_end = False
+        self.waiting = False
+        self.resp = Resp.INIT
+        self.head: list[tuple[bytes, bytes]] | None = None  # held until the first body
+        self.declared_length: int | None = None
+        self.sent = 0
+        self.no_body = False
+        self.trailers = False
+        self.trailers_ok = False
+        self.trailer_block: list[tuple[bytes, bytes]] = []
+        self.out = bytearray()  # DATA waiting for flow-control window
+        self.end_pending = False  # END_STREAM (or trailers) goes once ``out`` drains
+        self.was_blocked = False  # writable() said False: a StreamWritable is owed
+        self.extensions: dict[str, Any] = {}
+        self.ended = False
+        self.gone = False
+        self.app_done = False
+
+
+class HTTP2Connection:
+    """ASGI over one HTTP/2 connection.  See ``ServerConnection`` for the contract."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: float,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        tls: dict[str, Any] | None,
+        state: dict[str, Any] | None,
+        wall_offset: float,
+    ) -> None:
+        self.config = config
+        self._client = client
+        self._server = server
+        self._tls = tls
+        self._scheme = "https" if tls is not None else "http"
+        self._state = state
+        self._wall_offset = wall_offset
+        self._root_path = config.root_path
+        self._root_path_raw = config.root_path.encode("utf-8")
+        h2 = _H2(
+            H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_inbound_headers=False,
+                normalize_inbound_headers=False,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
+        )
+        self._window = min(config.body_buffer_size, 2**31 - 1)
+        # Replaced, not updated: h2's update() only queues values until the peer's ACK, and
+        # the first SETTINGS frame would carry the old ones.
+        h2.local_settings = Settings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
+                SettingCodes.INITIAL_WINDOW_SIZE: self._window,
+                SettingCodes.MAX_HEADER_LIST_SIZE: config.max_head_size,
+                SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,  # RFC 8441
+                SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+        h2.decoder.max_header_list_size = config.max_head_size
+        h2.initiate_connection()
+        conn_window = min(2**31 - 1, self._window * config.h2_max_concurrent_streams)
+        if conn_window > 65535:
+            h2.increment_flow_control_window(conn_window - 65535)
+        self._h2 = h2
+        self._streams: dict[int, _Stream] = {}
+        self._ws: dict[int, WebSocketSession] = {}
+        self._ws_out: dict[int, bytearray] = {}  # frames waiting for their stream's window
+        self._ws_end: set[int] = set()  # end these WebSocket streams once their frames left
+        self._ws_app_done: set[int] = set()
+        self._ws_open: set[int] = set()  # accepted: DATA goes to the session
+        self._ws_early: dict[int, bytearray] = {}
+        self._events: list[Event] = []
+        self._out: list[bytes] = [h2.data_to_send()]
+        self.closed = False
+        self._now = now
+        self._shutting_down = False
+        self._idle_deadline: float | None = now + config.keep_alive_timeout
+        self._shutdown_deadline: float | None = None
+        self._flood_window_end = now + config.h2_flood_window
+        self._resets = 0
+        self._control_frames = 0
+
+    # -- contract: output ------------------------------------------------------------------
+
+    def pop_events(self) -> list[Event]:
+        events = self._events
+        self._events = []
+        return events
+
+    def data_to_send(self) -> bytes:
+        data = self._h2.data_to_send()
+        if data:
+            self._out.append(data)
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    @property
+    def wants_read(self) -> bool:
+        return not self.closed
+
+    def writable(self, stream_id: int) -> bool:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            # A WebSocket: its frames wait in _ws_out for the window.
+            return len(self._ws_out.get(stream_id, b"")) < self.config.output_high_water
+        if len(stream.out) < self.config.output_high_water:
+            return True
+        stream.was_blocked = True
+        return False
+
+    # -- contract: input -------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        if self.closed:
+            return
+        self._now = now
+        if not data:
+            self._close()  # the peer left: every stream with it
+            return
+        h2 = self._h2
+        refused = h2.refused
+        try:
+            events = h2.receive_data(data)
+        except ProtocolError:
+            self._close()  # h2 queued the GOAWAY with the right error code
+            return
+        for event in events:
+            etype = type(event)
+            if etype is DataReceived:
+                self._data(event)  # type: ignore[arg-type]
+            elif etype is RequestReceived:
+                self._request(event, now)  # type: ignore[arg-type]
+            elif etype is StreamEnded:
+                self._request_ended(event.stream_id)  # type: ignore[attr-defined]
+            elif etype is WindowUpdated:
+                self._window_updated(event.stream_id)  # type: ignore[attr-defined]
+            elif etype is StreamReset:
+                self._reset_by_peer(event.stream_id)  # type: ignore[attr-defined]
+            elif etype is TrailersReceived:
+                # RFC 9113 8.1: pseudo-header fields in trailers make the request malformed.
+                if any(n[:1] == b":" for n, _ in event.headers or ()):  # type: ignore[attr-defined]
+                    self._reset(event.stream_id, ErrorCodes.PROTOCOL_ERROR)  # type: ignore[attr-defined]
+            elif etype is RemoteSettingsChanged:
+                self._control_frames += 1
+                if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:  # type: ignore[attr-defined]
+                    self._window_updated(0)
+            elif etype is PingReceived or etype is PriorityUpdated:
+                self._control_frames += 1
+            elif etype is ConnectionTerminated:
+                self._peer_goaway()
+            if self.closed:
+                return
+        self._resets += h2.refused - refused
+        self._check_floods(now)
+
+    def _check_floods(self, now: float) -> None:
+        config = self.config
+        too_many = self._control_frames > config.h2_max_control_frames
+        if too_many or self._resets > config.h2_max_resets:
+            self._h2.close_connection(error_code=ErrorCodes.ENHANCE_YOUR_CALM)
+            self._close()
+            return
+        if now >= self._flood_window_end:
+            self._flood_window_end = now + config.h2_flood_window
+            self._resets = self._control_frames = 0
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _request(self, event: RequestReceived, now: float) -> None:
+        sid = event.stream_id
+        assert event.headers is not None
+        checked = _check_request(event.headers)
+        if isinstance(checked, str):
+            self._reset(sid, ErrorCodes.PROTOCOL_ERROR)
+            return
+        pseudo, headers, content_length = checked
+        self._idle_deadline = None
+        method = pseudo[b":method"]
+        protocol = pseudo.get(b":protocol")
+        if method == b"CONNECT":
+            if protocol is None:
+                self._answer(sid, 405)  # plain CONNECT: we are not a proxy (SRV-17)
+            elif protocol.lower() != b"websocket":
+                self._answer(sid, 501)  # an extended CONNECT protocol we do not speak
+            else:
+                self._websocket(sid, pseudo, headers, event.stream_ended is not None)
+            return
+        stream = _Stream(sid, method == b"HEAD")
+        stream.declared_in = content_length
+        max_body = self.config.max_body_size
+        if content_length is not None and max_body is not None and content_length > max_body:
+            self._answer(sid, 413)
+            return
+        extensions: dict[str, Any] = {"http.response.early_hint": {}}
+        for name, value in headers:
+            if name == b"te" and value.lower() == b"trailers":
+                extensions["http.response.trailers"] = {}
+        if self._tls is not None:
+            extensions["tls"] = self._tls
+        stream.extensions = extensions
+        if event.stream_ended:
+            stream.body_done = True
+        self._streams[sid] = stream
+        self._events.append(StreamStarted(sid, self._scope("http", pseudo, headers, extensions)))
+
+    def _scope(
+        self,
+        kind: str,
+        pseudo: dict[bytes, bytes],
+        headers: list[tuple[bytes, bytes]],
+        extensions: dict[str, Any],
+    ) -> dict[str, Any]:
+        raw_path, _, query = pseudo[b":path"].partition(b"?")
+        path = raw_path.decode("ascii", "replace")
+        if "%" in path:
+            path = unquote(path, errors="replace")
+        scheme = pseudo[b":scheme"].decode("ascii", "replace")
+        scope: dict[str, Any] = {
+            "type": kind,
+            "asgi": dict(_ASGI),
+            "http_version": "2",
+            "server": self._server,
+            "client": self._client,
+            "scheme": scheme if kind == "http" else ("wss" if scheme == "https" else "ws"),
+            "root_path": self._root_path,
+            "path": self._root_path + path,
+            "raw_path": self._root_path_raw + raw_path,
+            "query_string": query,
+            "headers": headers,
+            "extensions": extensions,
+        }
+        if kind == "http":
+            scope["method"] = pseudo[b":method"].decode("ascii")
+        if self._state is not None:
+            scope["state"] = self._state.copy()
+        return scope
+
+    def _data(self, event: DataReceived) -> None:
+        sid = event.stream_id
+        data = event.data or b""
+        flow = event.flow_controlled_length or 0
+        if not data and not event.stream_ended:
+            self._control_frames += 1  # empty DATA frames cost us work and the peer nothing
+        ws = self._ws.get(sid)
+        if ws is not None:
+            # The session bounds what it queues for the app (body_buffer_size) and closes
+            # with 1009 past ws_max_message_size, so the window is credited at once.
+            if flow:
+                self._h2.acknowledge_received_data(flow, sid)
+            if data:
+                if sid in self._ws_open:
+                    ws.receive_data(data, self._now)
+                else:  # frames sent before our 200: the session gets them on accept
+                    self._ws_early.setdefault(sid, bytearray()).extend(data)
+            return
+        stream = self._streams.get(sid)
+        if stream is None or stream.gone:
+            if flow:
+                self._h2.acknowledge_received_data(flow, sid)
+            return
+        stream.received += len(data)
+        stream.unacked += flow
+        max_body = self.config.max_body_size
+        if (stream.declared_in is not None and stream.received > stream.declared_in) or (
+            max_body is not None and stream.received > max_body
+        ):
+            # RFC 9113 8.1.1: more than content-length is malformed; past the limit is 413.
+            if stream.resp is Resp.INIT and stream.declared_in is None:
+                self._answer(sid, 413)
+            else:
+                self._reset(sid, ErrorCodes.PROTOCOL_ERROR)
+            return
+        if data:
+            stream.body.append(data)
+            stream.body_bytes += len(data)
+            if stream.waiting:
+                stream.waiting = False
+                self._events.append(StreamReadable(sid))
+
+    def _request_ended(self, sid: int) -> None:
+        ws = self._ws.get(sid)
+        if ws is not None:
+            ws.receive_data(b"", self._now)  # the client half-closed the tunnel: it is over
+            return
+        stream = self._streams.get(sid)
+        if stream is None or stream.gone:
+            return
+        if stream.declared_in is not None and stream.received != stream.declared_in:
+            self._reset(sid, ErrorCodes.PROTOCOL_ERROR)  # RFC 9113 8.1.1
+            return
+        stream.body_done = True
+        if stream.waiting:
+            stream.waiting = False
+            self._events.append(StreamReadable(sid))
+        if stream.resp is Resp.DONE:
+            self._forget_if_done(stream)
+
+    # -- contract: the app's receive ---------------------------------------------------------
+
+    def receive(self, stream_id: int) -> dict[str, Any] | None:
+        ws = self._ws.get(stream_id)
+        if ws is not None:
+            return ws.receive()
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise DriverMisuseError(f"no stream {stream_id} on this connection")
+        if stream.ended or stream.gone:
+            return {"type": "http.disconnect"}  # HTTP-RX-04
+        if stream.body:
+            body = stream.body
+            data = body.popleft() if len(body) == 1 else b"".join(body)
+            body.clear()
+            stream.body_bytes = 0
+            self._credit(stream)
+            more = not stream.body_done
+            if not more:
+                stream.delivered_end = True
+            return {"type": "http.request", "body": data, "more_body": more}
+        if not stream.body_done:
+            stream.waiting = True
+            return None
+        if not stream.delivered_end:
+            stream.delivered_end = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        stream.waiting = True  # HTTP-RX-06
+        return None
+
+    def _credit(self, stream: _Stream) -> None:
+        """The app took its bytes: give the window back (stream and connection)."""
+        if stream.unacked:
+            unacked, stream.unacked = stream.unacked, 0
+            self._h2.acknowledge_received_data(unacked, stream.stream_id)
+
+    # -- contract: the app's send ------------------------------------------------------------
+
+    def send(self, stream_id: int, message: dict[str, Any], now: float) -> None:
+        self._now = now
+        ws = self._ws.get(stream_id)
+        if ws is not None:
+            ws.send(message, now)
+            return
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise DriverMisuseError(f"no stream {stream_id} on this connection")
+        if stream.gone:
+            raise ClientDisconnected(f"stream {stream_id}: the client reset it or left")
+        try:
+            mtype = msgs.check_transition(stream.resp, message, stream.extensions)
+            if mtype == msgs.BODY:
+                self._send_body(stream, message)
+            elif mtype == msgs.START:
+                self._send_start(stream, message)
+            elif mtype == msgs.TRAILERS:
+                self._send_trailers(stream, message)
+            else:
+                self._send_early_hint(stream, message)
+        except AppMisuseError:
+            self._fail(stream)
+            raise
+
+    def _send_start(self, stream: _Stream, message: dict[str, Any]) -> None:
+        status, headers, trailers = msgs.validate_start(message)
+        fields = [(b":status", str(status).encode("ascii"))]
+        declared: int | None = None
+        has_date = has_server = False
+        for name, value in headers:
+            name = name.lower()  # HTTP/2 field names are lowercase (RFC 9113 8.2.1)
+            if name in _CONNECTION_SPECIFIC:
+                continue  # SRV-09: meaningless in HTTP/2, and malformed on the wire
+            if name == b"te" and value.lower() != b"trailers":
+                continue
+            if name == b"content-length":
+                if declared is not None or not value.isdigit():
+                    raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
+                declared = int(value)
+            elif name == b"date":
+                has_date = True
+            elif name == b"server":
+                has_server = True
+            fields.append((name, value))
+        if trailers and "http.response.trailers" not in stream.extensions:
+            raise AppMisuseError(
+                msgs.START, "EXT-TRAILERS-05", "trailers=True but the extension is not in scope"
+            )
+        _check_fields(msgs.START, fields[1:])
+        if not has_date and self.config.date_header:
+            fields.append((b"date", http_date(self._now + self._wall_offset)))
+        if not has_server and self.config.server_header is not None:
+            fields.append((b"server", self.config.server_header))
+        stream.head = fields
+        stream.no_body = stream.is_head or status in _NO_BODY_STATUS
+        stream.declared_length = declared
+        stream.trailers = trailers
+        stream.resp = Resp.HEAD
+
+    def _send_body(self, stream: _Stream, message: dict[str, Any]) -> None:
+        body, more = msgs.validate_body(message)
+        declared = stream.declared_length
+        if body and not stream.no_body:
+            stream.sent += len(body)
+            if declared is not None and stream.sent > declared:
+                raise AppMisuseError(msgs.BODY, "SRV-01", f"body exceeds content-length {declared}")
+        if not more and declared is not None and stream.sent < declared and not stream.no_body:
+            raise AppMisuseError(
+                msgs.BODY, "SRV-02", f"response ended after {stream.sent} of {declared} bytes"
+            )
+        h2 = self._h2
+        sid = stream.stream_id
+        if stream.resp is Resp.HEAD:
+            head = stream.head
+            assert head is not None
+            stream.head = None
+            # A response with nothing more to say ends with its HEADERS frame.
+            only_head = not more and (stream.no_body or not body) and not stream.trailers
+            h2.send_headers(sid, head, end_stream=only_head)
+            stream.resp = Resp.BODY
+            if only_head:
+                self._response_done(stream)
+                return
+        if body and not stream.no_body:
+            stream.out += body
+        if more:
+            self._pump(stream)
+            return
+        if stream.trailers:
+            stream.resp = Resp.TRAILERS
+            self._pump(stream)
+            return
+        stream.end_pending = True
+        self._pump(stream)
+
+    def _send_trailers(self, stream: _Stream, message: dict[str, Any]) -> None:
+        headers, more = msgs.validate_trailers(message)
+        fields = [(n.lower(), v) for n, v in headers]
+        _check_fields(msgs.TRAILERS, fields)
+        stream.trailer_block.extend(fields)
+        if more:
+            return
+        stream.trailers_ok = True  # EXT-TRAILERS-04: an HTTP/2 HEADERS frame with END_STREAM
+        stream.end_pending = True
+        self._pump(stream)
+
+    def _send_early_hint(self, stream: _Stream, message: dict[str, Any]) -> None:
+        links = msgs.validate_early_hint(message)
+        if stream.resp is not Resp.INIT or not links:
+            return  # EXT-HINT-04: after start it is dropped, never raised
+        fields = [(b"link", link) for link in links]
+        _check_fields(msgs.EARLY_HINT, fields)
+        self._h2.send_headers(stream.stream_id, [(b":status", b"103"), *fields])
+
+    def _pump(self, stream: _Stream) -> None:
+        """Send what the stream's window allows; END_STREAM (or trailers) once it all left."""
+        h2 = self._h2
+        sid = stream.stream_id
+        out = stream.out
+        try:
+            while out:
+                window = h2.local_flow_control_window(sid)
+                if window <= 0:
+                    break
+                size = min(window, h2.max_outbound_frame_size, len(out))
+                last = size == len(out) and stream.end_pending and not stream.trailers_ok
+                h2.send_data(sid, bytes(out[:size]), end_stream=last)
+                del out[:size]
+                if last:
+                    self._response_done(stream)
+                    return
+            if not out and stream.end_pending:
+                if stream.trailers_ok and stream.trailer_block:
+                    h2.send_headers(sid, stream.trailer_block, end_stream=True)
+                else:
+                    h2.end_stream(sid)
+                self._response_done(stream)
+                return
+        except StreamClosedError:
+            self._gone(stream)
+            return
+        if stream.was_blocked and len(out) < self.config.output_high_water:
+            stream.was_blocked = False
+            self._events.append(StreamWritable(sid))
+
+    def _window_updated(self, sid: int) -> None:
+        if sid:
+            stream = self._streams.get(sid)
+            if stream is not None and stream.out and not stream.gone:
+                self._pump(stream)
+            elif self._ws_out.get(sid):
+                self._pump_ws(sid)
+            return
+        for stream in list(self._streams.values()):
+            if stream.out and not stream.gone:
+                self._pump(stream)
+        for ws_sid in list(self._ws_out):
+            self._pump_ws(ws_sid)
+
+    def _response_done(self, stream: _Stream) -> None:
+        stream.resp = Resp.DONE
+        stream.end_pending = False
+        self._end(stream)
+        if not stream.body_done:
+            # SRV-07, RFC 9113 8.1: the response is complete; we need no more request body.
+            self._reset(stream.stream_id, ErrorCodes.NO_ERROR)
+            return
+        self._forget_if_done(stream)
+
+    # -- the app's end ---------------------------------------------------------------------
+
+    def app_finished(self, stream_id: int, now: float, exc: BaseException | None) -> None:
+        self._now = now
+        ws = self._ws.get(stream_id)
+        if ws is not None:
+            ws.app_finished(exc, now)
+            self._ws_app_done.add(stream_id)
+            self._forget_ws(stream_id)
+            return
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise DriverMisuseError(f"no stream {stream_id} on this connection")
+        self._fail(stream)
+        stream.app_done = True
+        self._forget_if_done(stream)
+
+    def _fail(self, stream: _Stream) -> None:
+        """500 if nothing left yet, else RST_STREAM(INTERNAL_ERROR) (HTTP-ERR-01/02)."""
+        if stream.gone or stream.resp is Resp.DONE:
+            return
+        if stream.resp in (Resp.INIT, Resp.HEAD):
+            stream.head = None
+            body = b"Internal Server Error"
+            self._h2.send_headers(
+                stream.stream_id,
+                [(b":status", b"500"), (b"content-type", b"text/plain; charset=utf-8"),
+                 (b"content-length", str(len(body)).encode())],
+                end_stream=stream.is_head,
+            )
+            stream.resp = Resp.BODY
+            if not stream.is_head:
+                stream.out = bytearray(body)
+                stream.end_pending = True
+                self._pump(stream)
+            else:
+                self._response_done(stream)
+            return
+        self._reset(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+
+    # -- ending streams --------------------------------------------------------------------
+
+    def _answer(self, sid: int, status: int) -> None:
+        """A complete short response to a request the app never sees."""
+        body = writer.REASONS.get(status, b"Error")
+        try:
+            self._h2.send_headers(
+                sid,
+                [(b":status", str(status).encode()), (b"content-type", b"text/plain"),
+                 (b"content-length", str(len(body)).encode())],
+            )
+            self._h2.send_data(sid, body, end_stream=True)
+            if self._h2.streams.get(sid) is not None and not self._h2.streams[sid].closed:
+                self._h2.reset_stream(sid, ErrorCodes.NO_ERROR)
+        except (StreamClosedError, ProtocolError):
+            pass
+        self._maybe_idle()
+
+    def _reset(self, sid: int, code: ErrorCodes) -> None:
+        with contextlib.suppress(StreamClosedError, ProtocolError):
+            self._h2.reset_stream(sid, code)
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._gone(stream)
+        ws = self._ws.get(sid)
+        if ws is not None:
+            ws.peer_lost()
+
+    def _reset_by_peer(self, sid: int) -> None:
+        stream = self._streams.get(sid)
+        if stream is not None:
+            if stream.resp is not Resp.DONE:
+                self._resets += 1  # a live stream cancelled: rapid reset counts these
+            self._gone(stream)
+        ws = self._ws.get(sid)
+        if ws is not None:
+            self._resets += 1
+            ws.peer_lost()
+
+    def _gone(self, stream: _Stream) -> None:
+        stream.gone = True
+        stream.out.clear()
+        if stream.unacked:
+            # Credit the connection for bytes nobody will read.
+            unacked, stream.unacked = stream.unacked, 0
+            self._h2.acknowledge_received_data(unacked, stream.stream_id)
+        stream.body.clear()
+        self._end(stream)
+        self._forget_if_done(stream)
+
+    def _end(self, stream: _Stream) -> None:
+        if not stream.ended:
+            stream.ended = True
+            self._events.append(StreamEndedEvent(stream.stream_id))
+        if stream.waiting:
+            stream.waiting = False
+            self._events.append(StreamReadable(stream.stream_id))
+        if stream.was_blocked:
+            stream.was_blocked = False
+            self._events.append(StreamWritable(stream.stream_id))
+
+    def _forget_if_done(self, stream: _Stream) -> None:
+        if stream.ended and stream.app_done:
+            self._streams.pop(stream.stream_id, None)
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if self._streams or self._ws or self.closed:
+            return
+        if self._shutting_down:
+            self._h2.close_connection()
+            self._close()
+        else:
+            self._idle_deadline = self._now + self.config.keep_alive_timeout
+
+    def _peer_goaway(self) -> None:
+        self._shutting_down = True
+        self._maybe_idle()
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for stream in self._streams.values():
+            stream.gone = True
+            stream.out.clear()
+            self._end(stream)
+        for ws in self._ws.values():
+            ws.peer_lost()
+        self._idle_deadline = self._shutdown_deadline = None
+        self._events.append(ConnectionClosed())
+
+    # -- WebSocket over HTTP/2 (RFC 8441) ------------------------------------------------------
+
+    def _websocket(
+        self,
+        sid: int,
+        pseudo: dict[bytes, bytes],
+        headers: list[tuple[bytes, bytes]],
+        ended: bool,
+    ) -> None:
+        versions = [v for n, v in headers if n == b"sec-websocket-version"]
+        if ended:
+            self._answer(sid, 400)  # a tunnel needs its stream open
+            return
+        if versions and versions != [b"13"]:
+            self._answer(sid, 426)
+            return
+        extensions: dict[str, Any] = {"websocket.http.response": {}}
+        if self._tls is not None:
+            extensions["tls"] = self._tls
+        scope = self._scope("websocket", pseudo, headers, extensions)
+        scope["subprotocols"] = offered_subprotocols(headers)
+        self._ws[sid] = WebSocketSession(
+            self.config, sid, self, headers, self._now, http_version="2"
+        )
+        self._events.append(StreamStarted(sid, scope))
+
+    def ws_accept(self, session: WebSocketSession, headers: list[tuple[bytes, bytes]]) -> None:
+        fields = [(n.lower(), v) for n, v in headers]
+        _check_fields("websocket.accept", fields)
+        sid = session.stream_id
+        self._h2.send_headers(sid, [(b":status", b"200"), *fields])
+        self._ws_open.add(sid)
+        early = self._ws_early.pop(sid, None)
+        if early:
+            session.receive_data(bytes(early), self._now)
+
+    def ws_deny(
+        self, session: WebSocketSession, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        fields = [(n.lower(), v) for n, v in headers if n.lower() not in _CONNECTION_SPECIFIC]
+        _check_fields(DENY_START, fields)
+        self._h2.send_headers(session.stream_id, [(b":status", str(status).encode()), *fields])
+
+    def ws_deny_body(self, session: WebSocketSession, data: bytes, more: bool) -> None:
+        try:
+            self._h2.send_data(session.stream_id, data, end_stream=not more)
+        except (StreamClosedError, ProtocolError) as exc:
+            raise AppMisuseError(DENY_BODY, "EXT-WSDENY-02", f"stream closed: {exc}") from None
+
+    def ws_write(self, session: WebSocketSession, data: bytes) -> None:
+        if self.closed:
+            return
+        sid = session.stream_id
+        buf = self._ws_out.setdefault(sid, bytearray())
+        buf += data
+        self._pump_ws(sid)
+
+    def _pump_ws(self, sid: int) -> None:
+        """Frames go out as the stream's window allows; nothing is dropped or reordered."""
+        h2 = self._h2
+        buf = self._ws_out.get(sid)
+        try:
+            while buf:
+                window = h2.local_flow_control_window(sid)
+                if window <= 0:
+                    return
+                size = min(window, h2.max_outbound_frame_size, len(buf))
+                h2.send_data(sid, bytes(buf[:size]))
+                del buf[:size]
+            if sid in self._ws_end:
+                self._ws_end.discard(sid)
+                stream = h2.streams.get(sid)
+                if stream is not None and not stream.closed:
+                    h2.end_stream(sid)
+        except (StreamClosedError, ProtocolError):
+            self._ws_out.pop(sid, None)
+            ws = self._ws.get(sid)
+            if ws is not None:
+                ws.peer_lost()
+
+    def ws_finished(self, session: WebSocketSession, abort: bool) -> None:
+        sid = session.stream_id
+        if abort:
+            self._ws_out.pop(sid, None)
+            with contextlib.suppress(StreamClosedError, ProtocolError):
+                self._h2.reset_stream(sid, ErrorCodes.CANCEL)
+        else:
+            self._ws_end.add(sid)
+            self._pump_ws(sid)
+        self._forget_ws(sid)
+
+    def _forget_ws(self, sid: int) -> None:
+        ws = self._ws.get(sid)
+        if ws is not None and ws.ended and sid in self._ws_app_done and sid not in self._ws_end:
+            del self._ws[sid]
+            self._ws_app_done.discard(sid)
+            self._ws_open.discard(sid)
+            self._ws_out.pop(sid, None)
+            self._ws_early.pop(sid, None)
+        self._maybe_idle()
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    # -- timers and shutdown -------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        timer = self._idle_deadline
+        deadlines = [self._shutdown_deadline]
+        deadlines.extend(ws.get_timer() for ws in self._ws.values())
+        for deadline in deadlines:
+            if deadline is not None and (timer is None or deadline < timer):
+                timer = deadline
+        return timer
+
+    def handle_timer(self, now: float) -> None:
+        if self.closed:
+            return
+        self._now = now
+        if self._shutdown_deadline is not None and now >= self._shutdown_deadline:
+            self._h2.close_connection()
+            self._close()
+            return
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self._h2.close_connection()  # GOAWAY(NO_ERROR), then close
+            self._close()
+            return
+        for ws in list(self._ws.values()):
+            timer = ws.get_timer()
+            if timer is not None and now >= timer:
+                ws.handle_timer(now)
+
+    def shutdown(self, now: float, restart: bool = False) -> None:
+        if self.closed or self._shutting_down:
+            return
+        self._now = now
+        self._shutting_down = True
+        h2 = self._h2
+        last = h2.highest_inbound_stream_id
+        h2.refuse_above = last
+        # Our own GOAWAY: h2's would make it refuse every later frame of the streams in flight.
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = last
+        goaway.error_code = ErrorCodes.NO_ERROR
+        self._out.append(h2.data_to_send())
+        self._out.append(goaway.serialize())
+        for ws in self._ws.values():
+            ws.shutdown(now, 1012 if restart else 1001)
+        self._shutdown_deadline = now + self.config.shutdown_timeout
+        self._maybe_idle()
+
+
+def _check_fields(mtype: str, fields: list[tuple[bytes, bytes]]) -> None:
+    """SRV-10 for HTTP/2: lowercase token names, no CR/LF/NUL, no edge whitespace."""
+    for name, value in fields:
+        if _NAME_RE.fullmatch(name) is None:
+            raise AppMisuseError(mtype, "SRV-10", f"header name {name!r} is not a token")
+        if _BAD_VALUE_RE.search(value) is not None:
+            raise AppMisuseError(mtype, "SRV-10", f"header value {value!r} is not allowed")
+
+
+def _check_request(
+    raw: list[tuple[bytes, bytes]],
+) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], int | None] | str:
+    """RFC 9113 8.2 and 8.3 checks on a request's fields; the reason if malformed.
+
+    Returns the pseudo-header fields, the regular fields with ``:authority`` as a single
+    ``host`` first (HTTP-SCOPE-11, AMB-05) and cookies joined (AMB-07), and the content-length.
+    """
+    pseudo: dict[bytes, bytes] = {}
+    headers: list[tuple[bytes, bytes]] = []
+    cookies: list[bytes] = []
+    host: bytes | None = None
+    content_length: int | None = None
+    regular_seen = False
+    for name, value in raw:
+        if name[:1] == b":":
+            if regular_seen:
+                return "pseudo-header after a regular field"
+            if name not in _PSEUDO_REQUEST or name in pseudo:
+                return f"bad or repeated pseudo-header {name!r}"
+            pseudo[name] = value
+            continue
+        regular_seen = True
+        if _NAME_RE.fullmatch(name) is None:
+            return f"field name {name!r} is not a lowercase token"
+        if _BAD_VALUE_RE.search(value) is not None:
+            return f"field value of {name!r} is malformed"
+        if name in _CONNECTION_SPECIFIC:
+            return f"connection-specific field {name!r}"
+        if name == b"te" and value.lower() != b"trailers":
+            return "te other than trailers"
+        if name == b"host":
+            if host is not None:
+                return "repeated host"
+            host = value
+            continue
+        if name == b"cookie":
+            cookies.append(value)
+            continue
+        if name == b"content-length":
+            if not value.isdigit() or (content_length is not None and int(value) != content_length):
+                return "bad content-length"
+            content_length = int(value)
+        headers.append((name, value))
+    method = pseudo.get(b":method")
+    if method is None:
+        return "missing :method"
+    authority = pseudo.get(b":authority")
+    if method == b"CONNECT" and b":protocol" not in pseudo:
+        # RFC 9113 8.5: only :method and :authority.
+        if authority is None or b":scheme" in pseudo or b":path" in pseudo:
+            return "malformed CONNECT"
+        pseudo[b":path"] = b""
+        pseudo[b":scheme"] = b"https"
+    else:
+        if b":protocol" in pseudo and method != b"CONNECT":
+            return ":protocol without CONNECT"
+        path = pseudo.get(b":path")
+        if b":scheme" not in pseudo or not path:
+            return "missing :scheme or :path"
+        if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
+            return "bad :path"
+    if authority is not None:
+        if _HOST_RE.fullmatch(authority) is None or b"@" in authority:
+            return "bad :authority"
+        if host is not None and host != authority:
+            return ":authority and host differ"  # SRV-11
+        host = authority
+    elif host is not None and _HOST_RE.fullmatch(host) is None:
+        return "bad host"
+    if host is not None:
+        headers.insert(0, (b"host", host))
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    return pseudo, headers, content_length
