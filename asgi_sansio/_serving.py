@@ -74,9 +74,9 @@ _CIPHER_SUITES = {
 }
 
 
-# ALPN protocols offered over TLS: what the core speaks.  "h2" joins once HTTP/2 lands; the
-# core picks the protocol from the ALPN result, so the drivers need no other change.
-ALPN_PROTOCOLS = ["http/1.1"]
+# ALPN protocols offered over TLS, in our order of preference: what the core speaks.  The core
+# picks the protocol from the ALPN result, so the drivers need no other change.
+ALPN_PROTOCOLS = ["h2", "http/1.1"]
 # Past the core's own shutdown deadline, how long a closed connection may still flush and an
 # app cancelled at the deadline may take to unwind.
 SHUTDOWN_SLACK = 1.0
