@@ -73,6 +73,9 @@ class ServerConnection:
         # Bytes held back while deciding between HTTP/1.1 and the HTTP/2 preface.  Bounded by
         # the preface length: as soon as the bytes stop being a prefix of it, they go to h1.
         self._sniff: bytes | None = None
+        self._now = now  # the latest time we were told, for calls that take none
+        self._early_out = b""  # the 101 of an h2c upgrade, written before HTTP/2's bytes
+        self._early_events: list[Event] = []
         if alpn == "h2":
             self._proto = HTTP2Connection(self.config, now=now, **self._args)
         else:
@@ -81,6 +84,7 @@ class ServerConnection:
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the peer; ``b""`` is end of input.  Queues output."""
+        self._now = now
         sniff = self._sniff
         if sniff is not None:
             if not data:
@@ -99,19 +103,40 @@ class ServerConnection:
                 self._proto = HTTP2Connection(self.config, now=now, **self._args)
             data = sniff
         self._proto.receive_data(data, now)
+        if self._proto.closed:
+            self._switch(now)
+
+    def _switch(self, now: float) -> None:
+        """An ``Upgrade: h2c`` request was answered with 101: HTTP/2 takes over (RFC 7540 3.2).
+        What HTTP/1.1 queued (the 101) goes out first."""
+        h1 = self._proto
+        if not isinstance(h1, HTTP11Connection) or h1.upgrade_h2c is None:
+            return
+        self._early_out = h1.data_to_send()
+        self._early_events = h1.pop_events()
+        self._proto = HTTP2Connection(self.config, now=now, upgrade=h1.upgrade_h2c, **self._args)
 
     def pop_events(self) -> list[Event]:
         """Return and clear the events queued by earlier calls."""
+        if self._early_events:
+            events, self._early_events = self._early_events, []
+            return events + self._proto.pop_events()
         return self._proto.pop_events()
 
     def data_to_send(self) -> bytes:
         """Return and clear the bytes to write to the peer."""
+        if self._early_out:
+            out, self._early_out = self._early_out, b""
+            return out + self._proto.data_to_send()
         return self._proto.data_to_send()
 
     def receive(self, stream_id: int) -> dict[str, Any] | None:
         """The app's next receive-message for ``stream_id``, or ``None`` to wait for a
         ``StreamReadable``.  Queues output (``100 Continue``, window updates)."""
-        return self._proto.receive(stream_id)
+        message = self._proto.receive(stream_id)
+        if self._proto.closed:
+            self._switch(self._now)
+        return message
 
     def send(self, stream_id: int, message: dict[str, Any], now: float) -> None:
         """Take one ASGI send-message from the app.  Queues output.
@@ -119,7 +144,11 @@ class ServerConnection:
         Raises ``AppMisuseError`` (after queueing a 500 or an abort) when the message breaks
         the spec, and ``ClientDisconnected`` when the peer already left.
         """
-        self._proto.send(stream_id, message, now)
+        try:
+            self._proto.send(stream_id, message, now)
+        finally:
+            if self._proto.closed:
+                self._switch(now)
 
     def writable(self, stream_id: int) -> bool:
         """False while ``stream_id``'s output is above the high-water mark."""
@@ -129,6 +158,8 @@ class ServerConnection:
         """The app task for ``stream_id`` returned (``exc`` None) or raised.  Queues output:
         a 500 if no response was started, an abort if one was left unfinished."""
         self._proto.app_finished(stream_id, now, exc)
+        if self._proto.closed:
+            self._switch(now)
 
     @property
     def wants_read(self) -> bool:

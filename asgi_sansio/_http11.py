@@ -371,6 +371,32 @@ class _Wire:
 # --------------------------------------------------------------------------------------------
 
 
+class H2cUpgrade:
+    """What an ``Upgrade: h2c`` request hands to the HTTP/2 connection that follows it."""
+
+    __slots__ = ("eof", "headers", "method", "path", "pending", "query", "raw_path", "settings")
+
+    def __init__(
+        self,
+        settings: bytes,
+        method: bytes,
+        path: str,
+        raw_path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        pending: bytes,
+        eof: bool,
+    ) -> None:
+        self.settings = settings
+        self.method = method
+        self.path = path
+        self.raw_path = raw_path
+        self.query = query
+        self.headers = headers
+        self.pending = pending  # bytes after the request: the client's HTTP/2 preface onward
+        self.eof = eof
+
+
 class _Stream:
     """One request/response exchange and the app instance serving it."""
 
@@ -454,6 +480,7 @@ class HTTP11Connection:
         self._root_path = config.root_path
         self._root_path_raw = config.root_path.encode("utf-8")
         self._streams: dict[int, _Stream] = {}
+        self.upgrade_h2c: H2cUpgrade | None = None  # set when the connection switches to h2c
         # A WebSocket takes the whole connection: after its Upgrade no request follows.
         self._ws: WebSocketSession | None = None
         self._ws_open = False  # accepted: bytes from the peer are frames for the session
@@ -619,6 +646,8 @@ class HTTP11Connection:
         te_trailers = False
         content_length: int | None = None
         transfer_encoding = wants_close = wants_upgrade = upgrade_websocket = False
+        upgrade_h2c = lists_settings = False
+        h2_settings: list[bytes] = []
         head_size = len(target)
         for index, (name, value) in enumerate(headers):
             head_size += len(name) + len(value)
@@ -636,8 +665,12 @@ class HTTP11Connection:
             elif name == b"connection":
                 wants_close = wants_close or msgs.has_token(value, b"close")  # SRV-08
                 wants_upgrade = wants_upgrade or msgs.has_token(value, b"upgrade")
+                lists_settings = lists_settings or msgs.has_token(value, b"http2-settings")
             elif name == b"upgrade":
                 upgrade_websocket = upgrade_websocket or msgs.has_token(value, b"websocket")
+                upgrade_h2c = upgrade_h2c or msgs.has_token(value, b"h2c")
+            elif name == b"http2-settings":
+                h2_settings.append(value)
         if head_size > self.config.max_head_size:
             # h11 bounds only a head that is still incomplete; one that arrived whole is
             # measured here.
@@ -688,6 +721,28 @@ class HTTP11Connection:
             # plain HTTP and the header is ignored.
             has_body = transfer_encoding or bool(content_length)
             self._websocket(head, headers, path, raw_path, query, has_body)
+            return
+        if (
+            wants_upgrade
+            and upgrade_h2c
+            and lists_settings
+            and len(h2_settings) == 1
+            and self._tls is None  # RFC 7540 3.2: h2c is for cleartext only
+            and head.version == b"1.1"
+            and not (transfer_encoding or content_length)
+            and self._next_id == 1  # the first request: it becomes HTTP/2 stream 1
+        ):
+            # RFC 7540 3.2: 101, then HTTP/2 with this request as stream 1.  A request with a
+            # body, or over TLS, is served as HTTP/1.1 (ignoring an Upgrade is always allowed).
+            self._out.append(
+                b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+            )
+            self.upgrade_h2c = H2cUpgrade(
+                h2_settings[0], method, path, raw_path, query, headers,
+                self._wire.take_pending(), self._eof,
+            )
+            self.closed = True  # this object is done; ServerConnection hands over to HTTP/2
+            self._idle_deadline = self._head_deadline = self._shutdown_deadline = None
             return
         stream = _Stream(self._next_id, head.version, method == b"HEAD")
         self._next_id += 1

@@ -60,7 +60,7 @@ from ._config import Config
 from ._errors import AppMisuseError, ClientDisconnected, DriverMisuseError
 from ._events import ConnectionClosed, Event, StreamReadable, StreamStarted, StreamWritable
 from ._events import StreamEnded as StreamEndedEvent
-from ._http11 import http_date
+from ._http11 import H2cUpgrade, http_date
 from ._http_messages import Resp
 from ._websocket import DENY_BODY, DENY_START, WebSocketSession, offered_subprotocols
 
@@ -176,6 +176,7 @@ class HTTP2Connection:
         tls: dict[str, Any] | None,
         state: dict[str, Any] | None,
         wall_offset: float,
+        upgrade: H2cUpgrade | None = None,
     ) -> None:
         self.config = config
         self._client = client
@@ -210,7 +211,17 @@ class HTTP2Connection:
             },
         )
         h2.decoder.max_header_list_size = config.max_head_size
-        h2.initiate_connection()
+        self._events: list[Event] = []
+        if upgrade is None:
+            h2.initiate_connection()
+        else:
+            try:
+                h2.initiate_upgrade_connection(upgrade.settings)
+            except Exception:  # HTTP2-Settings that do not decode: nothing to upgrade to
+                h2.initiate_connection()
+                h2.close_connection(error_code=ErrorCodes.PROTOCOL_ERROR)
+                upgrade = None
+                self._bad_upgrade = True
         conn_window = min(2**31 - 1, self._window * config.h2_max_concurrent_streams)
         if conn_window > 65535:
             h2.increment_flow_control_window(conn_window - 65535)
@@ -222,7 +233,6 @@ class HTTP2Connection:
         self._ws_app_done: set[int] = set()
         self._ws_open: set[int] = set()  # accepted: DATA goes to the session
         self._ws_early: dict[int, bytearray] = {}
-        self._events: list[Event] = []
         self._out: list[bytes] = [h2.data_to_send()]
         self.closed = False
         self._now = now
@@ -232,6 +242,33 @@ class HTTP2Connection:
         self._flood_window_end = now + config.h2_flood_window
         self._resets = 0
         self._control_frames = 0
+        if getattr(self, "_bad_upgrade", False):
+            self._close()
+        elif upgrade is not None:
+            self._upgraded_request(upgrade)
+
+    def _upgraded_request(self, up: H2cUpgrade) -> None:
+        """RFC 7540 3.2: the request that asked for h2c is stream 1, its body already done."""
+        headers = [
+            (n, v) for n, v in up.headers if n not in (b"connection", b"upgrade", b"http2-settings")
+        ]
+        pseudo = {
+            b":method": up.method, b":path": up.raw_path + (b"?" + up.query if up.query else b""),
+            b":scheme": b"http",
+        }
+        stream = _Stream(1, up.method == b"HEAD")
+        stream.body_done = True
+        extensions: dict[str, Any] = {"http.response.early_hint": {}}
+        if any(n == b"te" and v.lower() == b"trailers" for n, v in headers):
+            extensions["http.response.trailers"] = {}
+        stream.extensions = extensions
+        self._streams[1] = stream
+        self._idle_deadline = None
+        self._events.append(StreamStarted(1, self._scope("http", pseudo, headers, extensions)))
+        if up.pending:
+            self.receive_data(up.pending, self._now)
+        if up.eof:
+            self.receive_data(b"", self._now)
 
     # -- contract: output ------------------------------------------------------------------
 
