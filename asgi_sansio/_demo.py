@@ -47,30 +47,32 @@ CHAT = b"""<!doctype html>
 <style>#log{white-space:pre-wrap;font-family:monospace}</style></head>
 <body>
 <h1>WebSocket echo</h1>
-<p>Connected to <code>/ws</code>, which sends every message back.
-<span id="status">connecting...</span></p>
+<p>Talks to <code>/ws</code>, which sends every message back
+(<a href="/">all endpoints</a>).</p>
+<p>Status: <span id="status">connecting...</span></p>
 <form id="form"><input id="text" autocomplete="off" autofocus>
 <button>Send</button></form>
 <div id="log"></div>
 <script>
-const log = (line) => {
-  document.getElementById("log").textContent += line + "\n";
-};
-const status = document.getElementById("status");
-const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-const ws = new WebSocket(scheme + "//" + location.host + "/ws");
-ws.onopen = () => { status.textContent = "open"; };
-ws.onclose = (e) => { status.textContent = "closed (" + e.code + ")"; };
-ws.onmessage = (e) => { log("< " + e.data); };
-document.getElementById("form").onsubmit = (e) => {
-  e.preventDefault();
+(() => {
+  const log = document.getElementById("log");
+  const state = document.getElementById("status");
   const input = document.getElementById("text");
-  if (ws.readyState === WebSocket.OPEN) {
-    ws.send(input.value);
-    log("> " + input.value);
-  }
-  input.value = "";
-};
+  const show = (line) => { log.textContent += line + "\\n"; };
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(scheme + "//" + location.host + "/ws");
+  ws.onopen = () => { state.textContent = "open"; };
+  ws.onclose = (e) => { state.textContent = "closed (" + e.code + ")"; };
+  ws.onmessage = (e) => { show("< " + e.data); };
+  document.getElementById("form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (ws.readyState === WebSocket.OPEN && input.value) {
+      ws.send(input.value);
+      show("> " + input.value);
+    }
+    input.value = "";
+  });
+})();
 </script>
 </body>
 </html>
@@ -102,8 +104,20 @@ async def _stream(send: Send, content_type: bytes, pieces: list[bytes]) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     for piece in pieces:
         await send({"type": "http.response.body", "body": piece, "more_body": True})
-        await asyncio.sleep(TICK)
+        await _sleep(TICK)
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _sleep(seconds: float) -> None:
+    """Sleep on whichever loop serves the demo: asyncio's, or trio's (``--driver trio``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        await trio.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
 
 
 async def _lifespan(scope: dict[str, Any], receive: Receive, send: Send) -> None:
