@@ -611,6 +611,7 @@ class Driver:
         self.config = config
         self.speaks_h2 = conn_args.get("alpn") == "h2"  # decoded by an h2 client, not h11
         self.h2client: Any = None
+        self.h2c = False  # HTTP/2 began with an h2c upgrade: stream 1 is the upgraded request
         self.head = b""  # the first bytes fed, up to the preface's length
         self.check = check
         self.now = now
@@ -781,6 +782,11 @@ class Driver:
         self.events.extend(events)
         self.out_total += len(out)
         self.output.append(out)
+        if not self.speaks_h2 and conn.http_version == "2":
+            # An h2c upgrade: the 101 ends HTTP/1.1, HTTP/2 frames follow (RFC 7540 3.2).
+            self.speaks_h2 = self.h2c = True
+            head, sep, out = out.partition(b"\r\n\r\n")
+            check(head.startswith(b"HTTP/1.1 101 ") and bool(sep), "h2c-101", repr(head[:80]))
         if not self.speaks_h2:
             self.decoder.feed(out)
         elif out:
@@ -800,7 +806,10 @@ class Driver:
             client = self.h2client = h2.connection.H2Connection(
                 h2.config.H2Configuration(client_side=True, header_encoding=None)
             )
-            client.initiate_connection()
+            if self.h2c:
+                client.initiate_upgrade_connection()
+            else:
+                client.initiate_connection()
         try:
             events = client.receive_data(out)
         except h2.exceptions.ProtocolError as exc:
@@ -911,7 +920,7 @@ def _check_scope(check: Checker, scope: dict[str, Any]) -> None:
     kind = scope.get("type")
     ok = (
         kind in ("http", "websocket")
-        and scope.get("http_version") in ("1.0", "1.1")
+        and scope.get("http_version") in ("1.0", "1.1", "2")
         and (kind == "websocket" or (
             isinstance(scope.get("method"), str)
             and TOKEN_RE.fullmatch(scope["method"].encode("latin-1")) is not None))
