@@ -32,7 +32,7 @@ import contextlib
 import re
 from collections import deque
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection, _decode_headers
@@ -65,6 +65,7 @@ from ._http_messages import Resp
 from ._websocket import DENY_BODY, DENY_START, WebSocketSession, offered_subprotocols
 
 _ASGI = {"version": "3.0", "spec_version": "2.5"}
+PUSH = "http.response.push"
 _NO_BODY_STATUS = frozenset({204, 304})
 # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
@@ -233,6 +234,7 @@ class HTTP2Connection:
         self._ws_app_done: set[int] = set()
         self._ws_open: set[int] = set()  # accepted: DATA goes to the session
         self._ws_early: dict[int, bytearray] = {}
+        self._scopes: dict[int, list[tuple[bytes, bytes]]] = {}  # request headers, for pushes
         self._out: list[bytes] = [h2.data_to_send()]
         self.closed = False
         self._now = now
@@ -390,6 +392,9 @@ class HTTP2Connection:
                 extensions["http.response.trailers"] = {}
         if self._tls is not None:
             extensions["tls"] = self._tls
+        if self._h2.remote_settings.enable_push:
+            extensions[PUSH] = {}  # EXT-PUSH-01: only while the client allows it
+            self._scopes[sid] = headers
         stream.extensions = extensions
         if event.stream_ended:
             stream.body_done = True
@@ -538,6 +543,9 @@ class HTTP2Connection:
         if stream.gone:
             raise ClientDisconnected(f"stream {stream_id}: the client reset it or left")
         try:
+            if type(message) is dict and message.get("type") == PUSH:
+                self._send_push(stream, message)
+                return
             mtype = msgs.check_transition(stream.resp, message, stream.extensions)
             if mtype == msgs.BODY:
                 self._send_body(stream, message)
@@ -640,6 +648,40 @@ class HTTP2Connection:
         fields = [(b"link", link) for link in links]
         _check_fields(msgs.EARLY_HINT, fields)
         self._h2.send_headers(stream.stream_id, [(b":status", b"103"), *fields])
+
+    def _send_push(self, stream: _Stream, message: dict[str, Any]) -> None:
+        """EXT-PUSH: a PUSH_PROMISE for a GET of ``path``, answered by a new app instance with
+        a scope built as if the client had asked (EXT-PUSH-03/04)."""
+        if PUSH not in stream.extensions:
+            raise AppMisuseError(PUSH, "MAIN-15", "extension not advertised in scope")
+        if stream.resp not in (Resp.HEAD, Resp.BODY):
+            raise AppMisuseError(PUSH, "EXT-PUSH-02", "push goes after start, before the end")
+        path = message.get("path")
+        if type(path) is not str or not path.startswith("/"):
+            raise AppMisuseError(PUSH, "EXT-PUSH-02", f"path must be an absolute str: {path!r}")
+        fields = [(n.lower(), v) for n, v in msgs.validate_headers(PUSH, message.get("headers"))]
+        _check_fields(PUSH, fields)
+        h2 = self._h2
+        if not h2.remote_settings.enable_push or self._shutting_down:
+            return  # EXT-PUSH-04: refused or disabled -> dropped silently
+        parent = self._scopes.get(stream.stream_id)
+        authority = next((v for n, v in parent or () if n == b"host"), b"")
+        raw = quote(path, safe="/%:@!$&'()*+,;=-._~?").encode("ascii")
+        pseudo = {b":method": b"GET", b":scheme": self._scheme.encode(), b":path": raw,
+                  b":authority": authority}
+        try:
+            promised = h2.get_next_available_stream_id()
+            h2.push_stream(stream.stream_id, promised, [*pseudo.items(), *fields])
+        except (ProtocolError, StreamClosedError):
+            return  # the client's limits or state refuse it: dropped, as the spec allows
+        headers = [(b"host", authority), *[(n, v) for n, v in fields if n != b"host"]]
+        pushed = _Stream(promised, False)
+        pushed.body_done = True
+        pushed.extensions = {"http.response.early_hint": {}}
+        self._streams[promised] = pushed
+        del pseudo[b":authority"]
+        scope = self._scope("http", pseudo, headers, pushed.extensions)
+        self._events.append(StreamStarted(promised, scope))
 
     def _pump(self, stream: _Stream) -> None:
         """Send what the stream's window allows; END_STREAM (or trailers) once it all left."""
@@ -800,6 +842,7 @@ class HTTP2Connection:
     def _forget_if_done(self, stream: _Stream) -> None:
         if stream.ended and stream.app_done:
             self._streams.pop(stream.stream_id, None)
+            self._scopes.pop(stream.stream_id, None)
         self._maybe_idle()
 
     def _maybe_idle(self) -> None:
