@@ -979,9 +979,11 @@ class HTTP2Connection:
 
     def get_timer(self) -> float | None:
         timer = self._idle_deadline
-        deadlines = [self._shutdown_deadline]
-        deadlines.extend(ws.get_timer() for ws in self._ws.values())
-        for deadline in deadlines:
+        deadline = self._shutdown_deadline
+        if deadline is not None and (timer is None or deadline < timer):
+            timer = deadline
+        for ws in self._ws.values():
+            deadline = ws.get_timer()
             if deadline is not None and (timer is None or deadline < timer):
                 timer = deadline
         return timer
