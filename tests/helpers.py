@@ -307,3 +307,299 @@ def ws_connect(h: Harness, client: WSClient, accept: dict[str, Any] | None = Non
     client.feed(h.take_output())
     assert client.accepted is not None, client.events
     return sid
+
+
+# -- HTTP/2 ----------------------------------------------------------------------------------------
+# An independent h2 *client* builds requests and decodes everything the server writes: feeding it
+# raises h2's ProtocolError on any malformed frame, bad header block or flow-control violation, so
+# every test that feeds it also checks the wire format.
+
+from h2.config import H2Configuration  # noqa: E402
+from h2.connection import ConnectionState, H2Connection  # noqa: E402
+from h2.events import (  # noqa: E402
+    ConnectionTerminated,
+    DataReceived,
+    InformationalResponseReceived,
+    PingAckReceived,
+    RemoteSettingsChanged,
+    ResponseReceived,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from h2.events import StreamEnded as H2StreamEnded  # noqa: E402
+from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame  # noqa: E402
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+@dataclass
+class H2Reply:
+    """What the server answered on one stream, as the h2 client decoded it."""
+
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    trailers: list[tuple[bytes, bytes]] | None = None
+    informational: list[list[tuple[bytes, bytes]]] = field(default_factory=list)
+    ended: bool = False  # END_STREAM seen
+    reset: int | None = None  # the server's RST_STREAM error code
+
+    @property
+    def status(self) -> int | None:
+        for name, value in self.headers:
+            if name == b":status":
+                return int(value)
+        return None
+
+    def header(self, name: bytes) -> bytes | None:
+        values = [v for n, v in self.headers if n == name]
+        return values[0] if values else None
+
+
+class H2Client:
+    """An h2 client endpoint fed with the server's output.
+
+    ``validate=False`` turns off h2's outbound header checks so malformed requests can be sent.
+    ``auto_ack`` gives back the window for every DATA byte as soon as it is decoded; without it
+    the test opens the window itself (``ack``).  ``settings`` become the client's SETTINGS.
+    """
+
+    def __init__(
+        self,
+        *,
+        validate: bool = True,
+        auto_ack: bool = True,
+        settings: dict[int, int] | None = None,
+        connection_window: int | None = None,
+    ) -> None:
+        config = H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=validate,
+            normalize_outbound_headers=validate,
+        )
+        self.c = H2Connection(config)
+        if settings:
+            from h2.settings import Settings
+
+            self.c.local_settings = Settings(client=True, initial_values=settings)
+        self.c.initiate_connection()
+        if connection_window is not None and connection_window > 65535:
+            self.c.increment_flow_control_window(connection_window - 65535)
+        self.auto_ack = auto_ack
+        self.replies: dict[int, H2Reply] = {}
+        self.events: list[Any] = []
+        self.server_settings: dict[int, int] = {}
+        self.goaways: list[ConnectionTerminated] = []
+        self.ping_acks = 0
+        self.unacked: dict[int, int] = {}
+        self.raw = b""  # every byte the server wrote, for frame-level checks
+        self._pending = b""
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def data(self) -> bytes:
+        return self.c.data_to_send()
+
+    def request(
+        self,
+        method: bytes = b"GET",
+        path: bytes = b"/",
+        *,
+        authority: bytes | None = b"example.com",
+        scheme: bytes = b"http",
+        headers: list[tuple[bytes, bytes]] | None = None,
+        body: bytes = b"",
+        end: bool = True,
+        protocol: bytes | None = None,
+    ) -> int:
+        """Open a stream with a request (and its body); returns the stream id."""
+        sid = self.c.get_next_available_stream_id()
+        fields = [(b":method", method), (b":scheme", scheme)]
+        if authority is not None:
+            fields.append((b":authority", authority))
+        fields.append((b":path", path))
+        if protocol is not None:
+            fields.append((b":protocol", protocol))
+        fields += headers or []
+        self.raw_request(sid, fields, end=end and not body)
+        if body:
+            self.send_body(sid, body, end=end)
+        return sid
+
+    def raw_request(self, sid: int, fields: list[tuple[bytes, bytes]], end: bool = True) -> None:
+        self.c.send_headers(sid, fields, end_stream=end)
+        self.replies.setdefault(sid, H2Reply())
+
+    def send_body(self, sid: int, body: bytes, end: bool = True) -> None:
+        """DATA frames of at most the peer's frame size (the caller keeps within windows)."""
+        size = self.c.max_outbound_frame_size
+        for i in range(0, len(body), size):
+            chunk = body[i:i + size]
+            self.c.send_data(sid, chunk, end_stream=end and i + size >= len(body))
+        if not body and end:
+            self.c.end_stream(sid)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Decode server output frame by frame.
+
+        h2 closes its state machine on a GOAWAY and would refuse every later frame, although
+        RFC 9113 6.8 lets the streams the GOAWAY names finish; so after one the client is put
+        back in the CLIENT_OPEN state to keep decoding them.
+        """
+        if not data:
+            return []
+        self.raw += data
+        self._pending += data
+        events: list[Any] = []
+        while len(self._pending) >= 9:
+            length = int.from_bytes(self._pending[:3], "big")
+            if len(self._pending) < 9 + length:
+                break
+            frame, self._pending = self._pending[:9 + length], self._pending[9 + length:]
+            new = self.c.receive_data(frame)
+            if any(isinstance(e, ConnectionTerminated) for e in new):
+                self.c.state_machine.state = ConnectionState.CLIENT_OPEN
+            events.extend(new)
+        self.events.extend(events)
+        for event in events:
+            sid = getattr(event, "stream_id", 0)
+            reply = self.replies.setdefault(sid, H2Reply()) if sid else None
+            if isinstance(event, ResponseReceived):
+                assert reply is not None
+                reply.headers = list(event.headers or [])
+            elif isinstance(event, InformationalResponseReceived):
+                assert reply is not None
+                reply.informational.append(list(event.headers or []))
+            elif isinstance(event, DataReceived):
+                assert reply is not None
+                reply.body += event.data or b""
+                flow = event.flow_controlled_length or 0
+                if self.auto_ack:
+                    if flow and sid in self.c.streams and not self.c.streams[sid].closed:
+                        self.c.acknowledge_received_data(flow, sid)
+                    elif flow:
+                        self.c.increment_flow_control_window(flow)
+                else:
+                    self.unacked[sid] = self.unacked.get(sid, 0) + flow
+            elif isinstance(event, TrailersReceived):
+                assert reply is not None
+                reply.trailers = list(event.headers or [])
+            elif isinstance(event, H2StreamEnded):
+                assert reply is not None
+                reply.ended = True
+            elif isinstance(event, StreamReset):
+                assert reply is not None
+                reply.reset = int(event.error_code) if event.error_code is not None else None
+            elif isinstance(event, RemoteSettingsChanged):
+                for code, change in event.changed_settings.items():
+                    self.server_settings[int(code)] = change.new_value
+            elif isinstance(event, ConnectionTerminated):
+                self.goaways.append(event)
+            elif isinstance(event, PingAckReceived):
+                self.ping_acks += 1
+            elif isinstance(event, WindowUpdated):
+                pass
+        return events
+
+    def ack(self, sid: int, amount: int | None = None) -> None:
+        """Give back window for ``amount`` (default: all unacked) bytes of stream ``sid``."""
+        unacked = self.unacked.get(sid, 0)
+        amount = unacked if amount is None else amount
+        self.unacked[sid] = unacked - amount
+        self.c.acknowledge_received_data(amount, sid)
+
+    def reply(self, sid: int) -> H2Reply:
+        return self.replies.setdefault(sid, H2Reply())
+
+
+def h2_frames(data: bytes) -> list[Frame]:
+    """Split server output (without a preface) into hyperframe frames, for frame-level checks."""
+    frames: list[Frame] = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        if len(data) < 9 + length:
+            break
+        frame.parse_body(memoryview(data[9:9 + length]))
+        frames.append(frame)
+        data = data[9 + length:]
+    return frames
+
+
+def goaway_frames(data: bytes) -> list[GoAwayFrame]:
+    return [f for f in h2_frames(data) if isinstance(f, GoAwayFrame)]
+
+
+def rst_frames(data: bytes) -> list[RstStreamFrame]:
+    return [f for f in h2_frames(data) if isinstance(f, RstStreamFrame)]
+
+
+class H2Harness(Harness):
+    """A ``Harness`` on an HTTP/2 connection with an h2 client as the peer.
+
+    ``exchange()`` moves the client's pending bytes to the server and the server's output back
+    to the client, until neither has anything to say.
+    """
+
+    def __init__(
+        self,
+        conn: ServerConnection | None = None,
+        now: float = 0.0,
+        client: H2Client | None = None,
+        alpn: bool = True,
+        **config: Any,
+    ) -> None:
+        if conn is None:
+            conn = ServerConnection(Config(**config), now=now, client=("10.0.0.1", 5555),
+                                    server=("10.0.0.2", 443 if alpn else 80),
+                                    alpn="h2" if alpn else None)
+        super().__init__(conn, now)
+        self.client = client if client is not None else H2Client()
+        self.exchange()
+
+    def exchange(self) -> None:
+        for _ in range(1000):
+            data = self.client.data()
+            if data:
+                self.feed(data)
+            out = self.take_output()
+            if out:
+                self.client.feed(out)
+            if not data and not out:
+                return
+        raise AssertionError("the client and server never went quiet")
+
+    def request(self, *args: Any, **kwargs: Any) -> int:
+        sid = self.client.request(*args, **kwargs)
+        self.exchange()
+        return sid
+
+    def send(self, sid: int, message: dict[str, Any]) -> None:
+        try:
+            super().send(sid, message)
+        finally:
+            self.exchange()
+
+    def receive(self, sid: int) -> dict[str, Any] | None:
+        msg = super().receive(sid)
+        self.exchange()
+        return msg
+
+    def finish(self, sid: int, exc: BaseException | None = None) -> None:
+        super().finish(sid, exc)
+        self.exchange()
+
+    def tick(self, now: float) -> None:
+        self.now = now
+        self.conn.handle_timer(now)
+        self.pump()
+        self.exchange()
+
+    def reply(self, sid: int) -> H2Reply:
+        return self.client.reply(sid)
+
+    def scope(self, sid: int) -> dict[str, Any]:
+        (scope,) = [e.scope for e in self.started() if e.stream_id == sid]
+        return scope
