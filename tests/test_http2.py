@@ -14,6 +14,9 @@ import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame
+from wsproto import ConnectionType
+from wsproto.connection import Connection
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from asgi_sansio import (
     AppMisuseError,
@@ -1251,3 +1254,329 @@ def test_unknown_stream_id_is_a_driver_error() -> None:
         h.conn.receive(99)
     with pytest.raises(DriverMisuseError):
         h.conn.send(99, start(), 0.0)
+
+
+# -- WebSocket over HTTP/2 (RFC 8441) ------------------------------------------------------------
+
+
+class H2WS:
+    """A wsproto client endpoint speaking through one extended-CONNECT stream's DATA."""
+
+    def __init__(self, h: H2Harness, sid: int) -> None:
+        self.h = h
+        self.sid = sid
+        self.ws = Connection(ConnectionType.CLIENT)
+        self.offset = 0
+        self.events: list[Any] = []
+
+    def send(self, event: Any, end: bool = False) -> None:
+        self.h.client.c.send_data(self.sid, self.ws.send(event), end_stream=end)
+        self.h.exchange()
+
+    def poll(self) -> list[Any]:
+        body = self.h.reply(self.sid).body
+        data, self.offset = body[self.offset:], len(body)
+        if data:
+            self.ws.receive_data(data)
+        events = list(self.ws.events())
+        self.events += events
+        return events
+
+
+def ws_open(h: H2Harness, path: bytes = b"/chat", headers: list[tuple[bytes, bytes]] | None = None,
+            scheme: bytes = b"https") -> int:
+    return h.request(b"CONNECT", path, scheme=scheme, protocol=b"websocket", end=False,
+                     headers=[(b"sec-websocket-version", b"13"), *(headers or [])])
+
+
+def ws_accepted(h: H2Harness, accept: dict[str, Any] | None = None, **kwargs: Any) -> H2WS:
+    sid = ws_open(h, **kwargs)
+    assert h.receive(sid) == {"type": "websocket.connect"}
+    h.send(sid, accept or {"type": "websocket.accept"})
+    assert h.reply(sid).status == 200 and not h.reply(sid).ended
+    return H2WS(h, sid)
+
+
+def test_ws_scope_exact() -> None:
+    # WS-SCOPE-01..13, WS-SCOPE-03 ("2"), WS-SCOPE-08 (:protocol removed), WS-SCOPE-10
+    conn = ServerConnection(Config(root_path="/r"), now=0.0, client=("1.2.3.4", 1),
+                            server=("5.6.7.8", 443), alpn="h2")
+    h = H2Harness(conn)
+    sid = ws_open(h, b"/chat%20room?x=1", headers=[
+        (b"sec-websocket-protocol", b"chat, superchat"), (b"sec-websocket-protocol", b"v2"),
+        (b"origin", b"https://example.com")])
+    assert h.scope(sid) == {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.5"},
+        "http_version": "2",
+        "server": ("5.6.7.8", 443),
+        "client": ("1.2.3.4", 1),
+        "scheme": "wss",
+        "root_path": "/r",
+        "path": "/r/chat room",
+        "raw_path": b"/r/chat%20room",
+        "query_string": b"x=1",
+        "headers": [(b"host", b"example.com"), (b"sec-websocket-version", b"13"),
+                    (b"sec-websocket-protocol", b"chat, superchat"),
+                    (b"sec-websocket-protocol", b"v2"), (b"origin", b"https://example.com")],
+        "subprotocols": ["chat", "superchat", "v2"],
+        "extensions": {"websocket.http.response": {}},
+    }
+    sid2 = ws_open(h, scheme=b"http")
+    assert h.scope(sid2)["scheme"] == "ws"
+
+
+def test_ws_accept_frames_both_ways_and_app_close() -> None:
+    # WS-01, WS-03, WS-06, WS-07, WS-08, WS-09, WS-14, STACK-WS-03
+    h = H2Harness()
+    ws = ws_accepted(h, {"type": "websocket.accept", "subprotocol": "chat",
+                         "headers": [(b"x-hello", b"1")]},
+                     headers=[(b"sec-websocket-protocol", b"chat")])
+    reply = h.reply(ws.sid)
+    assert reply.headers[:3] == [(b":status", b"200"), (b"sec-websocket-protocol", b"chat"),
+                                 (b"x-hello", b"1")]
+    ws.send(TextMessage("héllo"))
+    assert h.receive(ws.sid) == {"type": "websocket.receive", "bytes": None, "text": "héllo"}
+    ws.send(BytesMessage(b"\x00\x01" * 5000))
+    assert h.receive(ws.sid) == {"type": "websocket.receive", "bytes": b"\x00\x01" * 5000,
+                                 "text": None}
+    ws.send(TextMessage("frag-", message_finished=False))
+    assert h.receive(ws.sid) is None  # WS-10: whole messages only
+    ws.send(TextMessage("ment"))
+    assert h.receive(ws.sid) == {"type": "websocket.receive", "bytes": None, "text": "frag-ment"}
+    ws.send(Ping(b"p"))
+    h.send(ws.sid, {"type": "websocket.send", "text": "out"})
+    h.send(ws.sid, {"type": "websocket.send", "bytes": b"bin"})
+    events = ws.poll()
+    assert Pong(b"p") in events
+    assert [e.data for e in events if isinstance(e, (TextMessage, BytesMessage))] == ["out",
+                                                                                    b"bin"]
+    h.send(ws.sid, {"type": "websocket.close", "code": 4000, "reason": "bye"})
+    (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
+    assert (close.code, close.reason) == (4000, "bye")
+    assert ended(h, ws.sid) == 0
+    ws.send(close.response(), end=True)
+    assert h.receive(ws.sid) == {"type": "websocket.disconnect", "code": 4000, "reason": "bye"}
+    assert ended(h, ws.sid) == 1
+    h.finish(ws.sid)
+    assert h.reply(ws.sid).ended and h.reply(ws.sid).reset is None
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_client_close_first() -> None:
+    # WS-11, WS-12
+    h = H2Harness()
+    ws = ws_accepted(h)
+    ws.send(CloseConnection(code=1001, reason="tab closed"))
+    assert h.receive(ws.sid) == {"type": "websocket.disconnect", "code": 1001,
+                                 "reason": "tab closed"}
+    (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
+    assert close.code == 1001
+    assert h.reply(ws.sid).ended
+    with pytest.raises(ClientDisconnected):
+        h.send(ws.sid, {"type": "websocket.send", "text": "late"})
+    h.finish(ws.sid)
+    assert ended(h, ws.sid) == 1
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_frames_before_accept_are_delivered_after() -> None:
+    # WS-02: no websocket.receive before the handshake is answered
+    h = H2Harness()
+    sid = ws_open(h)
+    ws = H2WS(h, sid)
+    ws.send(TextMessage("early"))
+    assert h.receive(sid) == {"type": "websocket.connect"}
+    assert h.receive(sid) is None
+    h.send(sid, {"type": "websocket.accept"})
+    assert h.receive(sid) == {"type": "websocket.receive", "bytes": None, "text": "early"}
+
+
+def test_ws_close_before_accept_is_403() -> None:
+    # WS-05, EXT-WSDENY-04: a 403 on the CONNECT stream, the connection lives
+    h = H2Harness()
+    sid = ws_open(h)
+    assert h.receive(sid) == {"type": "websocket.connect"}
+    h.send(sid, {"type": "websocket.close"})
+    reply = h.reply(sid)
+    assert reply.status == 403 and reply.ended and reply.body == b""
+    assert ended(h, sid) == 1
+    assert h.receive(sid)["type"] == "websocket.disconnect"  # type: ignore[index]
+    h.finish(sid)
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_denial_response() -> None:
+    # EXT-WSDENY-01..03: a non-2xx response on the CONNECT stream, only the stream ends
+    h = H2Harness()
+    sid = ws_open(h)
+    assert h.receive(sid) == {"type": "websocket.connect"}
+    h.send(sid, {"type": "websocket.http.response.start", "status": 401,
+                 "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Basic")]})
+    h.send(sid, {"type": "websocket.http.response.body", "body": b"who ", "more_body": True})
+    assert h.reply(sid).status == 401 and not h.reply(sid).ended
+    h.send(sid, {"type": "websocket.http.response.body", "body": b"are you?"})
+    reply = h.reply(sid)
+    assert reply.body == b"who are you?" and reply.ended
+    assert reply.header(b"www-authenticate") == b"Basic"
+    assert ended(h, sid) == 1
+    assert h.receive(sid)["type"] == "websocket.disconnect"  # type: ignore[index]
+    h.finish(sid)
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_app_raises_before_accept_is_500() -> None:
+    # WS-17
+    h = H2Harness()
+    sid = ws_open(h)
+    h.finish(sid, RuntimeError("boom"))
+    assert h.reply(sid).status == 500 and h.reply(sid).ended
+    assert ended(h, sid) == 1
+    alive(h)
+
+
+def test_ws_app_raises_after_accept_is_1011() -> None:
+    # WS-17, AMB-10
+    h = H2Harness()
+    ws = ws_accepted(h)
+    h.finish(ws.sid, RuntimeError("boom"))
+    (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
+    assert close.code == 1011
+    ws.send(close.response(), end=True)
+    assert ended(h, ws.sid) == 1 and h.reply(ws.sid).ended
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_unanswered_close_times_out_with_a_reset() -> None:
+    # WS-06, Config.ws_close_timeout: only the stream is cut, with RST_STREAM
+    h = H2Harness(ws_close_timeout=2.0)
+    ws = ws_accepted(h)
+    h.send(ws.sid, {"type": "websocket.close"})
+    assert h.conn.get_timer() == 2.0
+    h.tick(2.0)
+    assert ended(h, ws.sid) == 1
+    assert h.reply(ws.sid).reset is not None and not h.reply(ws.sid).ended
+    assert h.receive(ws.sid) == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
+    h.finish(ws.sid)
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_app_returns_after_accept_is_1000() -> None:
+    # AMB-10
+    h = H2Harness()
+    ws = ws_accepted(h)
+    h.finish(ws.sid)
+    (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
+    assert close.code == 1000
+    ws.send(close.response(), end=True)
+    assert ended(h, ws.sid) == 1
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_client_reset_is_1006() -> None:
+    # WS-13, SRV-13
+    h = H2Harness()
+    ws = ws_accepted(h)
+    assert h.receive(ws.sid) is None
+    h.client.c.reset_stream(ws.sid, ErrorCodes.CANCEL)
+    h.exchange()
+    assert StreamReadable(ws.sid) in h.events
+    assert h.receive(ws.sid) == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+    with pytest.raises(ClientDisconnected):
+        h.send(ws.sid, {"type": "websocket.send", "text": "x"})
+    h.finish(ws.sid)
+    assert ended(h, ws.sid) == 1
+    alive(h)
+    check_accounting(h)
+
+
+def test_ws_misuse_is_app_misuse() -> None:
+    # WS-08
+    h = H2Harness()
+    ws = ws_accepted(h)
+    with pytest.raises(AppMisuseError):
+        h.send(ws.sid, {"type": "websocket.send", "text": "a", "bytes": b"b"})
+    h.finish(ws.sid)
+    alive(h)
+
+
+def test_ws_connect_with_end_stream_is_400() -> None:
+    # RFC 8441 4: the tunnel needs its stream open
+    h = H2Harness()
+    sid = h.request(b"CONNECT", b"/chat", protocol=b"websocket",
+                    headers=[(b"sec-websocket-version", b"13")])
+    assert h.reply(sid).status == 400
+    assert not h.started()
+    alive(h)
+
+
+def test_ws_unsupported_version_is_426() -> None:
+    # WS-18
+    h = H2Harness()
+    sid = h.request(b"CONNECT", b"/chat", protocol=b"websocket", end=False,
+                    headers=[(b"sec-websocket-version", b"8")])
+    assert h.reply(sid).status == 426
+    assert not h.started()
+    alive(h)
+
+
+def test_ws_output_waits_for_the_stream_window() -> None:
+    # SRV-06 for WebSocket streams: frames wait for the window, in order, nothing dropped
+    h = _outbound_harness()
+    ws = ws_accepted(h)
+    big = "w" * 50_000
+    h.send(ws.sid, {"type": "websocket.send", "text": big})
+    h.send(ws.sid, {"type": "websocket.send", "text": "after"})
+    assert len(h.reply(ws.sid).body) == 16_384
+    for _ in range(6):
+        h.client.ack(ws.sid)
+        h.exchange()
+    texts = [e.data for e in ws.poll() if isinstance(e, TextMessage)]
+    assert texts == [big, "after"]
+
+
+def test_ws_and_http_streams_share_a_connection() -> None:
+    h = H2Harness()
+    ws = ws_accepted(h)
+    sid = h.request(b"POST", body=b"req")
+    ws.send(TextMessage("ws"))
+    assert h.read_body(sid) == b"req"
+    assert h.receive(ws.sid) == {"type": "websocket.receive", "bytes": None, "text": "ws"}
+    h.respond(sid)
+    h.send(ws.sid, {"type": "websocket.send", "text": "pong"})
+    assert h.reply(sid).status == 200
+    assert [e.data for e in ws.poll() if isinstance(e, TextMessage)] == ["pong"]
+
+
+def test_ws_shutdown_sends_1001_and_closes_when_done() -> None:
+    # WS-20, SRV-14
+    h = H2Harness()
+    ws = ws_accepted(h)
+    h.conn.shutdown(h.now)
+    h.pump()
+    h.exchange()
+    (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
+    assert close.code == 1001
+    assert [g.last_stream_id for g in h.client.goaways] == [ws.sid]
+    ws.send(close.response(), end=True)
+    assert h.receive(ws.sid) == {"type": "websocket.disconnect", "code": 1001, "reason": ""}
+    h.finish(ws.sid)
+    assert closed(h) == 1 and h.events[-1] == ConnectionClosed()
+    check_accounting(h)
+
+
+def test_ws_restart_shutdown_sends_1012() -> None:
+    # WS-20
+    h = H2Harness()
+    ws = ws_accepted(h)
+    h.conn.shutdown(h.now, restart=True)
+    h.pump()
+    h.exchange()
+    assert [e.code for e in ws.poll() if isinstance(e, CloseConnection)] == [1012]
