@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection, _decode_headers
+from h2.connection import ConnectionState, H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -49,10 +49,11 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.exceptions import ProtocolError, StreamClosedError
+from h2.exceptions import InvalidBodyLengthError, ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamClosedBy
-from hyperframe.frame import GoAwayFrame, HeadersFrame, RstStreamFrame
+from hpack import OversizedHeaderListError
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 from . import _h1writer as writer
 from . import _http_messages as msgs
@@ -77,11 +78,60 @@ _BAD_VALUE_RE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")  # RFC 9113 8.2.1
 _HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
 
+class _StreamMalformed:
+    """h2 found a stream's request malformed (its content-length); we reset just that stream."""
+
+    __slots__ = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
 class _H2(H2Connection):
-    """h2, refusing excess streams with REFUSED_STREAM instead of ending the connection."""
+    """h2 with three stream-policy changes (see the module docstring): excess streams are
+    refused with REFUSED_STREAM, a bad request content-length is a stream error (RFC 9113
+    8.1.1; h2 makes it a connection error), and a client GOAWAY leaves the streams it names
+    free to finish (RFC 9113 6.8; h2 would refuse every later frame)."""
 
     refuse_above: int | None = None  # shutting down: streams above this id are refused
     refused = 0
+    peer_goaway = False
+
+    def _receive_frame(self, frame: Any) -> list[Any]:
+        try:
+            return super()._receive_frame(frame)
+        except InvalidBodyLengthError:
+            pass
+        except ProtocolError as exc:
+            if type(exc) is not ProtocolError or not str(exc).startswith(
+                ("Invalid content-length", "Conflicting content-length")
+            ):
+                raise
+        sid = frame.stream_id
+        if isinstance(frame, DataFrame):
+            # The bytes count against the connection window even though nobody reads them.
+            increment = self._inbound_flow_control_window_manager.process_bytes(
+                frame.flow_controlled_length
+            )
+            if increment:
+                self.increment_flow_control_window(increment)
+        try:
+            self.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
+        except (ProtocolError, StreamClosedError):
+            rst = RstStreamFrame(sid)
+            rst.error_code = ErrorCodes.PROTOCOL_ERROR
+            self._prepare_for_sending([rst])
+            self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+        return [_StreamMalformed(sid)]
+
+    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Any], list[Any]]:
+        frames, events = super()._receive_goaway_frame(frame)
+        self.peer_goaway = True
+        self.refuse_above = min(self.refuse_above or self.highest_inbound_stream_id,
+                                self.highest_inbound_stream_id)
+        # Keep answering the in-flight streams.
+        self.state_machine.state = ConnectionState.SERVER_OPEN
+        return frames, events
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
         sid = frame.stream_id
@@ -95,14 +145,21 @@ class _H2(H2Connection):
             )
         ):
             # Decode anyway: HPACK state is shared by the whole connection.
-            _decode_headers(self.decoder, frame.data)
+            _compression_errors(self.decoder, frame.data)
             self.highest_inbound_stream_id = sid
             self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
             rst = RstStreamFrame(sid)
             rst.error_code = ErrorCodes.REFUSED_STREAM
             self.refused += 1
             return [rst], []
-        return super()._receive_headers_frame(frame)
+        try:
+            return super()._receive_headers_frame(frame)
+        except ProtocolError as exc:
+            if type(exc) is ProtocolError and not isinstance(
+                exc.__cause__, OversizedHeaderListError
+            ) and exc.__cause__ is not None:
+                exc.error_code = ErrorCodes.COMPRESSION_ERROR  # RFC 9113 4.3: HPACK failed
+            raise
 
 
 class _Stream:
@@ -313,6 +370,10 @@ class HTTP2Connection:
             self._close()  # the peer left: every stream with it
             return
         h2 = self._h2
+        if now >= self._flood_window_end:
+            # A new accounting window starts before this batch is counted.
+            self._flood_window_end = now + self.config.h2_flood_window
+            self._resets = self._control_frames = 0
         refused = h2.refused
         try:
             events = h2.receive_data(data)
@@ -320,7 +381,7 @@ class HTTP2Connection:
             self._close()  # h2 queued the GOAWAY with the right error code
             return
         for event in events:
-            etype = type(event)
+            etype: type = type(event)
             if etype is DataReceived:
                 self._data(event)  # type: ignore[arg-type]
             elif etype is RequestReceived:
@@ -343,6 +404,10 @@ class HTTP2Connection:
                 self._control_frames += 1
             elif etype is ConnectionTerminated:
                 self._peer_goaway()
+            elif etype is _StreamMalformed:
+                stream = self._streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if stream is not None:
+                    self._gone(stream)  # already reset by _H2
             if self.closed:
                 return
         self._resets += h2.refused - refused
@@ -354,10 +419,6 @@ class HTTP2Connection:
         if too_many or self._resets > config.h2_max_resets:
             self._h2.close_connection(error_code=ErrorCodes.ENHANCE_YOUR_CALM)
             self._close()
-            return
-        if now >= self._flood_window_end:
-            self._flood_window_end = now + config.h2_flood_window
-            self._resets = self._control_frames = 0
 
     # -- requests --------------------------------------------------------------------------
 
@@ -465,6 +526,7 @@ class HTTP2Connection:
             # RFC 9113 8.1.1: more than content-length is malformed; past the limit is 413.
             if stream.resp is Resp.INIT and stream.declared_in is None:
                 self._answer(sid, 413)
+                self._gone(stream)
             else:
                 self._reset(sid, ErrorCodes.PROTOCOL_ERROR)
             return
@@ -849,7 +911,8 @@ class HTTP2Connection:
         if self._streams or self._ws or self.closed:
             return
         if self._shutting_down:
-            self._h2.close_connection()
+            # The closing GOAWAY repeats the first one's last stream id: it never goes up.
+            self._h2.close_connection(last_stream_id=self._h2.refuse_above)
             self._close()
         else:
             self._idle_deadline = self._now + self.config.keep_alive_timeout
@@ -1023,6 +1086,17 @@ class HTTP2Connection:
             ws.shutdown(now, 1012 if restart else 1001)
         self._shutdown_deadline = now + self.config.shutdown_timeout
         self._maybe_idle()
+
+
+def _compression_errors(decoder: Any, block: bytes) -> None:
+    """Decode a header block we refuse, keeping HPACK in sync; a bad block is a
+    COMPRESSION_ERROR (RFC 9113 4.3)."""
+    try:
+        _decode_headers(decoder, block)
+    except ProtocolError as exc:
+        if not isinstance(exc.__cause__, OversizedHeaderListError):
+            exc.error_code = ErrorCodes.COMPRESSION_ERROR
+        raise
 
 
 def _check_fields(mtype: str, fields: list[tuple[bytes, bytes]]) -> None:

@@ -276,10 +276,6 @@ def test_streamed_body_over_max_body_size_is_413_on_the_wire() -> None:
     assert not h.client.goaways
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: after the core's own 413 for a streamed body "
-                   "over max_body_size the ASGI stream stays open: no StreamEnded, receive() "
-                   "gives an empty final http.request, and send()/app_finished() raise h2's "
-                   "StreamClosedError")
 def test_streamed_body_over_max_body_size_ends_the_asgi_stream() -> None:
     # SRV-16, HTTP-RX-05 (a cut-short body goes straight to disconnect), SRV-13
     h = H2Harness(max_body_size=10)
@@ -452,13 +448,10 @@ MALFORMED = {
     ":protocol without CONNECT": [*BASE, (b":protocol", b"websocket")],
     "CONNECT with :path": [(b":method", b"CONNECT"), (b":authority", b"a:1"), (b":path", b"/")],
 }
-CL_BUG = pytest.mark.xfail(strict=True, reason="core bug: h2 parses content-length itself and "
-                           "raises a connection error (GOAWAY PROTOCOL_ERROR) on a bad or "
-                           "repeated value; RFC 9113 8.1.1 makes it a stream error")
 MALFORMED_CASES = [pytest.param(v, id=k) for k, v in MALFORMED.items()] + [
-    pytest.param([*BASE, (b"content-length", b"abc")], id="bad content-length", marks=CL_BUG),
+    pytest.param([*BASE, (b"content-length", b"abc")], id="bad content-length"),
     pytest.param([*BASE, (b"content-length", b"1"), (b"content-length", b"2")],
-                 id="two content-lengths", marks=CL_BUG),
+                 id="two content-lengths"),
 ]
 
 
@@ -510,9 +503,6 @@ def test_request_trailers_are_accepted() -> None:
     assert h.reply(sid).status == 200
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: h2 raises InvalidBodyLengthError (a connection "
-                   "error, GOAWAY) for a request body longer than its content-length; RFC 9113 "
-                   "8.1.1 makes it a stream error")
 def test_request_body_longer_than_content_length_is_a_stream_error() -> None:
     # RFC 9113 8.1.1: RST_STREAM(PROTOCOL_ERROR), the connection lives
     h = H2Harness(client=H2Client(validate=False))
@@ -522,9 +512,6 @@ def test_request_body_longer_than_content_length_is_a_stream_error() -> None:
     alive(h)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: h2 raises InvalidBodyLengthError (a connection "
-                   "error, GOAWAY) for a request body shorter than its content-length; RFC 9113 "
-                   "8.1.1 makes it a stream error")
 def test_request_body_shorter_than_content_length_is_a_stream_error() -> None:
     # RFC 9113 8.1.1
     h = H2Harness(client=H2Client(validate=False))
@@ -975,8 +962,6 @@ def test_resets_spread_over_flood_windows_are_allowed() -> None:
     alive(h)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: _check_floods adds a batch that arrives after "
-                   "the flood window expired to the old window's count before rolling it over")
 def test_flood_counter_rolls_over_before_counting_a_new_batch() -> None:
     # h2_flood_window: 15 resets in one window and 15 in the next are each within the budget
     h = H2Harness(h2_max_resets=20, h2_flood_window=1.0)
@@ -1056,8 +1041,6 @@ def test_hpack_garbage_closes_the_connection() -> None:
     assert not h.started()
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: an HPACK decoding error gets "
-                   "GOAWAY(PROTOCOL_ERROR) (h2's code); RFC 9113 4.3 requires COMPRESSION_ERROR")
 def test_hpack_garbage_is_a_compression_error() -> None:
     # RFC 9113 4.3
     h = H2Harness()
@@ -1136,9 +1119,6 @@ def test_shutdown_finishes_in_flight_and_refuses_newer() -> None:
     check_accounting(h)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: the closing GOAWAY (h2's close_connection) "
-                   "carries highest_inbound_stream_id, which a stream refused after the "
-                   "shutdown GOAWAY raised: the last stream id goes up")
 def test_shutdown_goaway_last_stream_id_never_increases() -> None:
     # RFC 9113 6.8: "Endpoints MUST NOT increase the value they send in the last stream
     # identifier"
@@ -1229,9 +1209,6 @@ def test_client_goaway_with_no_streams_closes() -> None:
     assert closed(h) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: after a client GOAWAY h2's state machine is "
-                   "CLOSED, so answering an in-flight stream raises h2's ProtocolError out of "
-                   "send() instead of finishing the stream (RFC 9113 6.8)")
 def test_client_goaway_lets_in_flight_streams_finish() -> None:
     # RFC 9113 6.8: the client's GOAWAY stops new streams, not ours in flight
     h = H2Harness()
