@@ -1,9 +1,11 @@
 """``python -m asgi_sansio [MODULE:APP]``: serve an ASGI app (the demo app when none is given).
 
-The listening socket is made here, before any worker starts, so ``--workers N`` processes share
-one socket and the kernel spreads connections between them.  The parent only supervises: it
-forwards SIGINT/SIGTERM to the workers as one SIGTERM each (a second signal forces them), and
-restarts a worker that dies, unless it dies at once, which means it cannot start at all.
+``--driver asyncio`` (the default) or ``--driver trio`` picks the event loop; both serve the
+same way.  The listening socket is made here, before any worker starts, so ``--workers N``
+processes share one socket and the kernel spreads connections between them.  The parent only
+supervises: it forwards SIGINT/SIGTERM to the workers as one SIGTERM each (a second signal
+forces them), and restarts a worker that dies, unless it dies at once, which means it cannot
+start at all.
 
 Every ``Config`` field is a flag (``max_body_size`` is ``--max-body-size``), generated from the
 dataclass so that a new limit needs no CLI change.
@@ -12,10 +14,10 @@ dataclass so that a new limit needs no CLI change.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -29,9 +31,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
-from . import asyncio as driver
+from . import asyncio as asyncio_driver
 from ._config import Config
-from ._serving import bind_socket, socket_url
+from ._serving import LifespanStartupError, bind_socket, socket_url
 
 logger = logging.getLogger("asgi_sansio.error")
 
@@ -98,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     bind.add_argument("--certfile", help="PEM certificate (chain) file: serve TLS")
     bind.add_argument("--keyfile", help="PEM private key file, if not in --certfile")
     run = parser.add_argument_group("running")
-    run.add_argument("--driver", choices=["asyncio"], default="asyncio", help="event loop driver")
-    run.add_argument("--uvloop", action="store_true", help="use uvloop if installed")
+    run.add_argument("--driver", choices=["asyncio", "trio"], default="asyncio",
+                     help="event loop driver; trio needs the 'trio' extra (default: asyncio)")
+    run.add_argument("--uvloop", action="store_true",
+                     help="use uvloop if installed (asyncio driver only)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     run.add_argument("--lifespan", choices=["auto", "on", "off"], default="auto",
                      help="lifespan protocol: auto carries on if the app lacks it (default: auto)")
@@ -176,50 +180,47 @@ def _tls(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str | None]:
     return context, pem
 
 
-async def _serve(
-    args: argparse.Namespace, sock: socket.socket, app: Callable[..., Any], worker: bool
-) -> None:
-    context, pem = _tls(args)
-    url = socket_url(sock, context is not None)
-    servers: list[driver.Server] = []
-    trigger = None
-    if worker:
-        # Only the parent listens for Ctrl+C; it tells each worker with one SIGTERM.
-        stop = asyncio.Event()
-
-        def on_term() -> None:
-            if stop.is_set() and servers:
-                servers[0].force_close()
-            stop.set()
-
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
-        trigger = stop.wait
-
-    def ready(server: driver.Server) -> None:
-        servers.append(server)
-        if worker:
-            logger.info("Worker %d ready", os.getpid())
-        else:
-            logger.info("asgi-sansio running on %s (Press CTRL+C to quit)", url)
-
-    await driver.serve(
-        app, sock=sock, ssl=context, config=build_config(args), lifespan=args.lifespan,
-        shutdown_trigger=trigger, ready=ready, backlog=args.backlog,
-        access_log=args.access_log, tls_server_cert=pem, lifespan_timeout=args.lifespan_timeout,
-    )
+def _interrupted(exc: BaseException) -> bool:
+    """A KeyboardInterrupt, alone or in an ExceptionGroup (trio wraps what leaves a nursery)."""
+    inner = getattr(exc, "exceptions", None)
+    if inner:
+        return all(_interrupted(e) for e in inner)
+    return isinstance(exc, KeyboardInterrupt)
 
 
 def _run(
     args: argparse.Namespace, sock: socket.socket, app: Callable[..., Any], worker: bool
 ) -> int:
-    if args.uvloop:
-        driver.use_uvloop()
+    context, pem = _tls(args)
+    url = socket_url(sock, context is not None)
+
+    def ready(server: object) -> None:
+        if worker:
+            logger.info("Worker %d ready", os.getpid())
+        else:
+            logger.info("asgi-sansio running on %s (Press CTRL+C to quit)", url)
+
+    options: dict[str, Any] = dict(
+        sock=sock, ssl=context, config=build_config(args), lifespan=args.lifespan, ready=ready,
+        backlog=args.backlog, access_log=args.access_log, tls_server_cert=pem,
+        lifespan_timeout=args.lifespan_timeout,
+        # Only the parent listens for Ctrl+C; it tells each worker with one SIGTERM (a second
+        # one forces the worker).
+        signals=(signal.SIGTERM,) if worker else (signal.SIGINT, signal.SIGTERM),
+    )
     try:
-        asyncio.run(_serve(args, sock, app, worker))
-    except driver.LifespanStartupError:
+        if args.driver == "trio":
+            from . import trio as trio_driver  # trio is an optional extra
+
+            trio_driver.run(app, **options)
+        else:
+            asyncio_driver.run(app, uvloop=args.uvloop, **options)
+    except LifespanStartupError:
         return EXIT_STARTUP_FAILED
-    except KeyboardInterrupt:  # Ctrl+C before the server was up
-        return 130
+    except BaseException as exc:
+        if _interrupted(exc):  # Ctrl+C before the server was up
+            return 130
+        raise
     return 0
 
 
@@ -284,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level)
     if args.keyfile and not args.certfile:
         logger.error("--keyfile needs --certfile")
+        return 2
+    if args.uvloop and args.driver != "asyncio":
+        logger.error("--uvloop goes with --driver asyncio")
+        return 2
+    if args.driver == "trio" and importlib.util.find_spec("trio") is None:
+        logger.error("--driver trio needs trio: pip install 'asgi-sansio[trio]'")
         return 2
     app = None
     try:

@@ -336,6 +336,7 @@ class DriverConnection(Generic[W]):
             if isinstance(event, StreamStarted):
                 new: DriverStream[W] = DriverStream()
                 self.streams[event.stream_id] = new
+                self.server.apps += 1
                 self.start_app(event.stream_id, new, event.scope)
             elif isinstance(event, ConnectionClosed):
                 close = True
@@ -410,6 +411,8 @@ class DriverConnection(Generic[W]):
             conn.app_finished(sid, loop.time(), exc)
             self.flush()
             del self.streams[sid]
+            server.apps -= 1
+            loop.changed()
 
 
 class LifespanRunner(Generic[W]):
@@ -550,8 +553,8 @@ class ServerBase(Generic[W]):
     when ``serve()`` has no ``shutdown_trigger`` (a second one forces it); they are installed only
     in the main thread.
 
-    A driver subclass implements ``new_loop()``, ``force_close()``, ``apps_done()``,
-    ``cancel_apps()`` and ``serve()``, which runs inside ``running()`` and ends with ``drain()``.
+    A driver subclass implements ``new_loop()``, ``force_close()``, ``cancel_apps()`` and
+    ``serve()``, which runs inside ``running()`` and ends with ``drain()``.
     """
 
     def __init__(
@@ -586,6 +589,7 @@ class ServerBase(Generic[W]):
             ssl.set_alpn_protocols(ALPN_PROTOCOLS)
         self.state: dict[str, Any] | None = None
         self.connections: set[DriverConnection[W]] = set()
+        self.apps = 0  # app tasks running (they may outlive their connection)
         self.stopping = False  # drain() has begun
         self.addresses: list[Any] = []  # getsockname() of each listening socket, once started
         self.loop = self.new_loop()
@@ -600,11 +604,11 @@ class ServerBase(Generic[W]):
         """Abort every connection and cancel every app task now (a second Ctrl+C)."""
         raise NotImplementedError
 
-    def apps_done(self) -> bool:
-        raise NotImplementedError
-
     def cancel_apps(self) -> None:
         raise NotImplementedError
+
+    def apps_running(self) -> bool:
+        return self.apps > 0
 
     @property
     def port(self) -> int | None:
@@ -677,7 +681,7 @@ class ServerBase(Generic[W]):
         if not await loop.wait_until(lambda: not self.connections, deadline + SHUTDOWN_SLACK):
             self.force_close()
         # Apps may still run a little after their connection closed; then they are cancelled.
-        if not await loop.wait_until(self.apps_done, deadline):
+        if not await loop.wait_until(lambda: not self.apps_running(), deadline):
             self.cancel_apps()
-            await loop.wait_until(self.apps_done, loop.time() + SHUTDOWN_SLACK)
+            await loop.wait_until(lambda: not self.apps_running(), loop.time() + SHUTDOWN_SLACK)
 

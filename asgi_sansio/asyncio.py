@@ -179,8 +179,9 @@ class Server(ServerBase[Waiter]):
         self.tasks.discard(task)
         self.loop.changed()
 
-    def apps_done(self) -> bool:
-        return not self.tasks
+    def apps_running(self) -> bool:
+        # The tasks, not the count: a task cancelled before its first step never runs run_app.
+        return bool(self.tasks)
 
     def cancel_apps(self) -> None:
         for task in list(self.tasks):

@@ -1,4 +1,4 @@
-"""End to end on loopback: asgi-sansio's asyncio driver beside Uvicorn (h11) and Hypercorn.
+"""End to end on loopback: the asyncio and trio drivers beside Uvicorn (h11) and Hypercorn.
 
 Method (design.md): each server runs one worker pinned to CPU 0, wrk runs pinned to CPU 1, the
 servers take turns in A B C A B C order so drift hits all alike, and the figure that matters is
@@ -6,7 +6,9 @@ the server process's own CPU time per request (utime + stime from /proc/PID/stat
 after, divided by requests served), not requests per second.
 
 Usage: python benchmarks/bench_e2e.py [--rounds 3] [--duration 5] [--connections 64]
-Needs wrk on PATH and uvicorn + hypercorn installed (``pip install -e '.[bench]'``).
+                                      [--servers asgi-sansio,asgi-sansio-trio,...]
+Needs wrk on PATH and uvicorn + hypercorn installed (``pip install -e '.[bench]'``); the
+``asgi-sansio-trio`` entry (``--driver trio``) needs trio (``.[trio]``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS: dict[str, list[str]] = {
     "asgi-sansio": [sys.executable, "-m", "asgi_sansio", "benchmarks.app:app",
                     "--no-access-log", "--log-level", "warning", "--port", "{port}"],
+    "asgi-sansio-trio": [sys.executable, "-m", "asgi_sansio", "benchmarks.app:app",
+                         "--driver", "trio", "--no-access-log", "--log-level", "warning",
+                         "--port", "{port}"],
     "uvicorn-h11": [sys.executable, "-m", "uvicorn", "benchmarks.app:app", "--http", "h11",
                     "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
                     "--port", "{port}"],
@@ -128,14 +133,14 @@ def main() -> None:
             cpu, reqs = run_one(name, args.duration, args.connections)
             totals[name][0] += cpu
             totals[name][1] += reqs
-            print(f"round {r + 1} {name:12s} {reqs / args.duration:9.0f} req/s  "
+            print(f"round {r + 1} {name:16s} {reqs / args.duration:9.0f} req/s  "
                   f"{cpu / max(reqs, 1) * 1e6:7.1f} us CPU/req", flush=True)
     print(f"\nkeep-alive GET, {args.connections} connections, {args.rounds} x {args.duration}s")
     per = {n: t[0] / max(t[1], 1) * 1e6 for n, t in totals.items()}
     base = per.get("asgi-sansio")
     for name in names:
         ratio = f"  ({per[name] / base:.2f}x asgi-sansio)" if base and name != "asgi-sansio" else ""
-        print(f"{name:12s} {per[name]:7.1f} us server CPU per request{ratio}")
+        print(f"{name:16s} {per[name]:7.1f} us server CPU per request{ratio}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,423 @@
+"""The trio driver: streams, tasks and a clock around the sans-IO core.
+
+It makes no protocol decision.  Each accepted stream gets a connection task that runs three
+loops and the app tasks:
+
+* the reader: ``receive_some()`` -> ``receive_data()``, paused while the core's ``wants_read``
+  is False;
+* the writer, the only task that calls ``send_all()``, so two writes never overlap however
+  many tasks produce output.  The writer role works as a lock around ``send_all()``: whoever
+  calls the core then ``flush()``es, which routes the core's events and, only if no write is in
+  flight, takes the role with ``data_to_send()`` and hands the bytes to the writer task; while
+  a write is in flight, the writer task itself drains the core when it completes.  So bytes
+  leave in the order the core queued them, the writer wakes only when there is something to
+  write, and the app's ``send()`` waits while more than ``Config.output_high_water`` is in
+  flight or output is queued behind a write in flight;
+* the timer: the connection task sleeps in a cancel scope whose deadline is ``get_timer()``
+  (lowered in place by ``flush()``) and then calls ``handle_timer(now)``.
+
+App tasks live in the connection's nursery, outside the scope of the three loops, so they may
+finish after the transport is closed (their ``send()`` then raises ``ClientDisconnected``).  What
+is not about trio (routing, the app's ``receive``/``send``, lifespan, the shutdown order) lives in
+``_serving`` and is shared with the asyncio driver.
+
+Start it with ``await serve(app)``, or, to learn the bound port and stop it from code::
+
+    server = Server(app, port=0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.serve, trio.Event().wait)
+        await server.wait_started()
+        ...  # server.port
+        server.shutdown()
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._serving import (
+    DriverConnection,
+    DriverStream,
+    LifespanRunner,
+    LifespanStartupError,
+    Loop,
+    ServerBase,
+    ServerOptions,
+    TLSObject,
+    logger,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["LifespanStartupError", "Server", "run", "serve"]
+
+ShutdownTrigger = Callable[[], Awaitable[object]] | Awaitable[object]
+_READ_SIZE = 65536
+# As asyncio's default ssl_handshake_timeout: a client that never finishes its handshake.
+_HANDSHAKE_TIMEOUT = 60.0
+# The peer or the transport is gone: plain sockets raise OSError, TLS streams trio's errors.
+_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+# accept() errors that mean "overloaded, try again soon" (as trio.serve_listeners).
+_OVERLOADED = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+class _TrioLoop(Loop[trio.Event]):
+    def time(self) -> float:
+        return trio.current_time()
+
+    def waiter(self) -> trio.Event:
+        return trio.Event()
+
+    async def wait(self, waiter: trio.Event) -> None:
+        await waiter.wait()
+
+    def wake(self, waiter: trio.Event | None) -> None:
+        if waiter is not None:
+            waiter.set()
+
+    async def run_until(self, work: Callable[[], Awaitable[None]], deadline: float) -> None:
+        with trio.move_on_at(deadline):
+            await work()
+
+
+class _SocketTransport:
+    """A plain (TCP or unix) socket, used directly: a read or write the socket can do at once
+    costs no trip through trio's scheduler, and ``flush()`` can write without a task switch."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send_now(self, data: bytes) -> int:
+        """Write what the socket takes without waiting; a failure is the writer's to find."""
+        try:
+            return self._sock.send(data)
+        except OSError:
+            return 0
+
+    async def send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+
+    async def receive(self, wait: bool) -> bytes:
+        """The next bytes; with ``wait``, wait for readability first, which saves a ``recv()``
+        that would find nothing (after a short read the client usually waits for us)."""
+        if wait:
+            await trio.lowlevel.wait_readable(self._sock)
+        while True:
+            try:
+                return self._sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._sock)
+
+    async def aclose(self) -> None:
+        trio.lowlevel.notify_closing(self._sock)  # wakes the reader with ClosedResourceError
+        self._sock.close()
+
+
+class _TLSTransport:
+    """A ``trio.SSLStream`` after its handshake."""
+
+    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
+        self._stream = stream
+
+    def send_now(self, data: bytes) -> int:
+        return 0  # TLS writes go through the writer task
+
+    async def send_all(self, data: bytes) -> None:
+        await self._stream.send_all(data)
+
+    async def receive(self, wait: bool) -> bytes:
+        return bytes(await self._stream.receive_some(_READ_SIZE))  # bytes already: no copy
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self._stream)
+
+
+class _Connection(DriverConnection[trio.Event]):
+    """One accepted connection: reader, writer and timer, and one task per stream's app."""
+
+    server: Server
+
+    def __init__(self, server: Server, transport: _SocketTransport | _TLSTransport) -> None:
+        super().__init__(server)
+        self._transport = transport
+        self._high_water = server.config.output_high_water
+        self._closing = False  # the core closed the connection: write what is left, then close
+        self._resume: trio.Event | None = None  # set when the paused reader may read again
+        self._wanted: trio.Event | None = None  # set when the idle writer task has work
+        self._writing = False  # the writer role is taken: the writer task writes _out
+        self._out = b""
+        self._timer = trio.CancelScope()  # its deadline is the core's next timer
+        self._io = trio.CancelScope()
+
+    async def run(self, peer: Any, local: Any, tls_object: TLSObject | None) -> None:
+        async with trio.open_nursery() as apps:
+            self._apps = apps
+            with self._io:
+                async with trio.open_nursery() as io:
+                    io.start_soon(self._read)
+                    io.start_soon(self._write)
+                    self.open(peer, local, tls_object)
+                    await self._keep_time()
+
+    def flush(self) -> None:
+        """Act on everything the core queued: events, output, reading, the timer."""
+        conn = self.conn
+        events = conn.pop_events()
+        if events and self.route(events):
+            self._closing = True
+        if self._writing:
+            # The writer task takes what the core queued once its write completes; until
+            # then hold the apps' send(), so the core never holds more than a message per stream.
+            self.output_blocked = True
+        else:
+            data = conn.data_to_send()
+            if data:
+                sent = self._transport.send_now(data)
+                if sent < len(data):  # take the writer role for the rest
+                    self._writing = True
+                    self._out = data[sent:] if sent else data
+                    self.output_blocked = len(self._out) > self._high_water
+            if (self._writing or self._closing) and self._wanted is not None:
+                self._wanted.set()
+                self._wanted = None
+        if self._resume is not None and conn.wants_read:
+            self._resume.set()
+            self._resume = None
+        # One timer: a later deadline is found when the current one fires, so a keep-alive
+        # request costs no re-arming.
+        deadline = conn.get_timer()
+        if deadline is not None and deadline < self._timer.deadline:
+            self._timer.deadline = deadline
+
+    async def _read(self) -> None:
+        conn, transport = self.conn, self._transport
+        full = True  # the last read filled the buffer: more may be there at once
+        while True:
+            if not conn.wants_read:
+                self._resume = resume = trio.Event()
+                await resume.wait()
+                continue
+            if full:
+                await trio.lowlevel.checkpoint()  # but let the other tasks run first
+            try:
+                data = await transport.receive(wait=not full)
+            except _GONE:
+                data = b""  # reset by the peer, or a broken TLS stream: as good as gone
+            conn.receive_data(data, trio.current_time())
+            self.flush()
+            if not data:
+                return
+            full = len(data) == _READ_SIZE
+
+    async def _write(self) -> None:
+        """The only task that waits to write.  It holds the writer role from ``flush()`` until
+        the core has nothing more to send, draining ``data_to_send()`` after each write."""
+        conn, transport = self.conn, self._transport
+        try:
+            while True:
+                if not self._writing:
+                    if self._closing:
+                        return
+                    self._wanted = wanted = trio.Event()
+                    await wanted.wait()
+                    continue
+                await transport.send_all(self._out)
+                blocked = self.output_blocked
+                self._out = conn.data_to_send()
+                self._writing = bool(self._out)
+                self.output_blocked = len(self._out) > self._high_water
+                if blocked and not self.output_blocked:
+                    self.wake_streams(readers=False)
+        except _GONE:
+            pass  # the peer is gone
+        finally:
+            await transport.aclose()
+            self._io.cancel()  # the reader and the timer
+            self.gone()
+
+    async def _keep_time(self) -> None:
+        conn = self.conn
+        while True:
+            with self._timer:
+                await trio.sleep_forever()
+            self._timer = trio.CancelScope()
+            conn.handle_timer(trio.current_time())
+            self.flush()
+
+    def abort(self) -> None:
+        self._io.cancel()
+
+    def start_app(self, sid: int, stream: DriverStream[trio.Event], scope: dict[str, Any]) -> None:
+        # A fixed name: trio would otherwise format one for every request.
+        self._apps.start_soon(self.run_app, sid, stream, scope, name="asgi-app")
+
+
+class _Lifespan(LifespanRunner[trio.Event]):
+    def __init__(self, server: Server, nursery: trio.Nursery) -> None:
+        super().__init__(server)
+        self._nursery = nursery
+        self._scope = trio.CancelScope()
+
+    def spawn(self) -> None:
+        self._nursery.start_soon(self._run)
+
+    async def _run(self) -> None:
+        with self._scope:
+            await self.main()
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+
+
+class Server(ServerBase[trio.Event]):
+    """Listening sockets, connections, lifespan and graceful shutdown in one trio run
+    (the options are ``ServerBase``'s)."""
+
+    _handlers: trio.CancelScope
+
+    def new_loop(self) -> Loop[trio.Event]:
+        self._handlers = trio.CancelScope()
+        return _TrioLoop()
+
+    def cancel_apps(self) -> None:
+        self._handlers.cancel()
+
+    def force_close(self) -> None:
+        self._handlers.cancel()  # every connection's transport and apps
+
+    async def serve(
+        self,
+        shutdown_trigger: ShutdownTrigger | None = None,
+        ready: Callable[[Server], object] | None = None,
+    ) -> None:
+        """Serve until ``shutdown_trigger`` completes (default: a signal in ``signals``) or
+        ``shutdown()`` is called; ``ready(self)`` is called once connections are accepted.
+        Raises ``LifespanStartupError`` if startup failed."""
+        failure: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            try:
+                await self._serve(nursery, shutdown_trigger, ready)
+            except Exception as error:  # raised below, not wrapped in an ExceptionGroup
+                failure = error
+            nursery.cancel_scope.cancel()  # the signal watcher, the trigger, the lifespan app
+        if failure is not None:
+            raise failure
+
+    async def _serve(
+        self,
+        nursery: trio.Nursery,
+        shutdown_trigger: ShutdownTrigger | None,
+        ready: Callable[[Server], object] | None,
+    ) -> None:
+        lifespan = None if self.lifespan_mode == "off" else _Lifespan(self, nursery)
+        async with self.running(lifespan) as sock:
+            if shutdown_trigger is None:
+                await nursery.start(self._watch_signals)
+            else:
+                trigger = shutdown_trigger() if callable(shutdown_trigger) else shutdown_trigger
+                nursery.start_soon(self._watch_trigger, trigger)
+            with self._handlers:
+                async with trio.open_nursery() as handlers:
+                    accepting = trio.CancelScope()
+                    nursery.start_soon(self._accept, sock, handlers, accepting)
+                    await self.accept_until_stopped(ready)
+                    accepting.cancel()
+                    await self.drain()
+
+    async def _accept(
+        self, sock: socket.socket, handlers: trio.Nursery, scope: trio.CancelScope
+    ) -> None:
+        """Accept until ``scope`` is cancelled, then close the listening socket."""
+        with scope:
+            try:
+                while True:
+                    try:
+                        client, _ = sock.accept()
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_readable(sock)
+                    except OSError as error:
+                        if error.errno not in _OVERLOADED:
+                            raise
+                        logger.error("Cannot accept a connection now: %s", error)
+                        await trio.sleep(0.1)  # as trio.serve_listeners: let the system recover
+                    else:
+                        handlers.start_soon(self._handle, client)
+            finally:
+                trio.lowlevel.notify_closing(sock)
+                sock.close()
+
+    async def _handle(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        try:
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer, local = sock.getpeername(), sock.getsockname()
+        except OSError:  # already reset by the client
+            sock.close()
+            return
+        if self.ssl is None:
+            await _Connection(self, _SocketTransport(sock)).run(peer, local, None)
+            return
+        stream = trio.SSLStream(
+            trio.SocketStream(trio.socket.from_stdlib_socket(sock)), self.ssl,
+            server_side=True, https_compatible=True,
+        )
+        with trio.move_on_after(_HANDSHAKE_TIMEOUT) as handshake:
+            try:
+                await stream.do_handshake()
+            except trio.BrokenResourceError:
+                handshake.cancel()
+        if handshake.cancel_called:
+            await trio.aclose_forcefully(stream)
+            return
+        await _Connection(self, _TLSTransport(stream)).run(peer, local, stream)
+
+    async def _watch_signals(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            task_status.started()  # signals can only be caught in the main thread
+            return
+        with trio.open_signal_receiver(*self.signals) as received:
+            task_status.started()
+            async for _ in received:
+                self.signal_received()
+
+    async def _watch_trigger(self, trigger: Awaitable[object]) -> None:
+        try:
+            await trigger
+        except Exception as error:
+            self.trigger_done(error)
+        else:
+            self.trigger_done(None)
+
+
+async def serve(
+    app: Callable[..., Any],
+    *,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    ready: Callable[[Server], object] | None = None,
+    **options: Unpack[ServerOptions],
+) -> None:
+    """Serve ``app`` until a signal or ``shutdown_trigger``; ``options`` are ``Server``'s.
+    ``ready(server)`` is called once connections are accepted, e.g. to read ``server.port``."""
+    await Server(app, **options).serve(shutdown_trigger, ready)
+
+
+def run(app: Callable[..., Any], **kwargs: Any) -> None:
+    """Blocking ``serve(app, **kwargs)`` in a new trio run."""
+    trio.run(functools.partial(serve, app, **kwargs))
+
