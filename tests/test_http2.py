@@ -1223,6 +1223,22 @@ def test_client_goaway_lets_in_flight_streams_finish() -> None:
     check_accounting(h)
 
 
+@pytest.mark.xfail(strict=True, reason="core bug: shutdown() after a client GOAWAY returns "
+                   "early (_shutting_down is already set), so no shutdown deadline is armed and "
+                   "a stuck stream keeps the connection open forever")
+def test_shutdown_after_client_goaway_still_arms_the_deadline() -> None:
+    # SRV-14: the deadline aborts what is left, whoever said GOAWAY first
+    h = H2Harness(shutdown_timeout=2.0)
+    sid = h.request()
+    h.feed(_client_goaway())
+    h.exchange()
+    h.conn.shutdown(h.now)
+    h.pump()
+    assert h.conn.get_timer() == 2.0
+    h.tick(2.0)
+    assert closed(h) == 1 and ended(h, sid) == 1
+
+
 def test_unknown_stream_id_is_a_driver_error() -> None:
     from asgi_sansio import DriverMisuseError
 
