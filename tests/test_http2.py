@@ -333,6 +333,30 @@ def test_empty_response_ends_with_the_headers_frame() -> None:
     assert reply.status == 204 and reply.ended and reply.body == b""
 
 
+@pytest.mark.xfail(strict=True, reason="core bug: an app content-length on a 204 goes on the "
+                   "wire (RFC 9110 8.6: MUST NOT); h2 clients (httpx) then fail the whole "
+                   "connection with InvalidBodyLengthError")
+def test_204_drops_the_apps_content_length() -> None:
+    # SRV-04, RFC 9110 8.6
+    h = H2Harness()
+    sid = h.request()
+    h.send(sid, start(204, [(b"content-length", b"5")]))
+    h.send(sid, body(b"hello"))  # decoding the reply raises in h2's client if the CL is sent
+    reply = h.reply(sid)
+    assert reply.status == 204 and reply.ended and reply.header(b"content-length") is None
+    alive(h)
+
+
+def test_head_response_keeps_the_apps_content_length_without_body() -> None:
+    # SRV-03, RFC 9110 9.3.2
+    h = H2Harness()
+    sid = h.request(b"HEAD")
+    h.send(sid, start(200, [(b"content-length", b"5")]))
+    h.send(sid, body(b"hello"))
+    reply = h.reply(sid)
+    assert reply.header(b"content-length") == b"5" and reply.body == b"" and reply.ended
+
+
 def test_connection_specific_response_headers_are_dropped() -> None:
     # SRV-09, HTTP-TX-03: the server owns the framing
     h = H2Harness()

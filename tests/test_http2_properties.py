@@ -242,9 +242,14 @@ WINDOW = LIMITS["body_buffer_size"]
 # shutdown() after a client GOAWAY returns early, so no deadline ever aborts the streams left.
 # While it stands, the machine does not shut down after a client GOAWAY; set to False once fixed.
 SHUTDOWN_AFTER_CLIENT_GOAWAY_BUG = True
+# Core bug (xfail in test_http2.py::test_204_drops_the_apps_content_length): an app
+# content-length on a 204 reaches the wire and h2's client fails the connection; while it
+# stands, the machine's apps send no content-length with a 204.
+CONTENT_LENGTH_ON_204_BUG = True
 # About one draw in eight: for the rules that end a connection.  (st.integers(0, n) == 0 would
 # fire far more often: hypothesis favours boundary values.)
 RARE = st.sampled_from([False, False, False, True, False, False, False, False])
+RARER = st.sampled_from([False] * 9 + [True] + [False] * 15)  # one in 25
 
 
 @dataclass
@@ -461,7 +466,7 @@ class H2Machine(RuleBasedStateMachine):
         self.client.c.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: size})
         self.exchange()
 
-    @rule(count=st.integers(1, 8))
+    @rule(count=st.integers(1, 3))
     def client_pings(self, count: int) -> None:
         if self.conn.closed:
             return
@@ -469,7 +474,7 @@ class H2Machine(RuleBasedStateMachine):
             self.client.c.ping(i.to_bytes(8, "big"))
         self.exchange()
 
-    @rule(kind=st.sampled_from(["eof", "goaway"]), roll=RARE)
+    @rule(kind=st.sampled_from(["eof", "goaway"]), roll=RARER)
     def client_leaves(self, kind: str, roll: bool) -> None:
         if self.conn.closed:
             return
@@ -550,7 +555,7 @@ class H2Machine(RuleBasedStateMachine):
                 return
         trailers = trailers and "http.response.trailers" in model.scope["extensions"]
         headers = []
-        if cl:
+        if cl and not (status == 204 and CONTENT_LENGTH_ON_204_BUG):
             model.declared = data.draw(st.integers(0, 9000), label="content-length")
             headers.append((b"content-length", b"%d" % model.declared))
         if self._send(model, {"type": "http.response.start", "status": status,
@@ -591,9 +596,9 @@ class H2Machine(RuleBasedStateMachine):
         {"type": "http.response.body", "body": "str"},
         {"type": "http.response.trailers", "headers": []},
         {"type": "http.nonsense"},
-    ]))
-    def app_misbehaves(self, data: st.DataObject, message: dict[str, Any]) -> None:
-        if not self.sending():
+    ]), roll=RARE)
+    def app_misbehaves(self, data: st.DataObject, message: dict[str, Any], roll: bool) -> None:
+        if not self.sending() or not roll:
             return
         model = self.streams[data.draw(st.sampled_from(self.sending()), label="stream")]
         allowed = (
@@ -609,11 +614,52 @@ class H2Machine(RuleBasedStateMachine):
         self._send(model, message)
         assert model.failed, f"{message!r} in {model.resp} was accepted"
 
-    @rule(data=st.data(), raised=st.booleans())
-    def app_finish(self, data: st.DataObject, raised: bool) -> None:
-        if not self.live():
+    @rule(data=st.data(), raised=st.booleans(), early=RARE)
+    def app_finish(self, data: st.DataObject, raised: bool, early: bool) -> None:
+        # Mostly apps that are done (or failed); now and then one that walks away mid-way.
+        sids = [sid for sid in self.live() if early or self.streams[sid].failed
+                or self.streams[sid].resp == "done"]
+        if not sids:
             return
-        model = self.streams[data.draw(st.sampled_from(self.live()), label="stream")]
+        model = self.streams[data.draw(st.sampled_from(sids), label="stream")]
+        self.app_finish_now(model, raised)
+
+    @rule(data=st.data(), steps=st.integers(1, 6))
+    def app_progresses(self, data: st.DataObject, steps: int) -> None:
+        """A well-behaved app takes its next natural steps: read, start, body, trailers, finish."""
+        for _ in range(steps):
+            sids = [sid for sid in self.live() if not self.streams[sid].blocked]
+            if not sids:
+                return
+            model = self.streams[data.draw(st.sampled_from(sids), label="stream")]
+            if model.failed or model.resp == "done" or model.ended:
+                self.app_finish_now(model, raised=False)
+            elif not model.read_done and not model.waiting and data.draw(st.booleans()):
+                msg = self.conn.receive(model.sid)
+                self.exchange()
+                if msg is None:
+                    model.waiting = True
+                elif msg["type"] == "http.request":
+                    model.read += len(msg["body"])
+                    model.read_done = not msg["more_body"]
+            elif model.resp == "init":
+                trailers = "http.response.trailers" in model.scope["extensions"]
+                if self._send(model, {"type": "http.response.start", "status": 200,
+                                      "trailers": trailers}):
+                    model.resp = "head"
+                    model.trailers_ok = trailers
+            elif model.resp in ("head", "body"):
+                size = data.draw(st.integers(0, 6000), label="size")
+                more = data.draw(st.booleans(), label="more")
+                if self._send(model, {"type": "http.response.body", "body": b"p" * size,
+                                      "more_body": more}):
+                    model.out += size
+                    model.resp = "body" if more else ("trailers" if model.trailers_ok else "done")
+            elif model.resp == "trailers" and self._send(
+                    model, {"type": "http.response.trailers", "headers": [(b"x-p", b"1")]}):
+                model.resp = "done"
+
+    def app_finish_now(self, model: StreamModel, raised: bool) -> None:
         self.conn.app_finished(model.sid, self.now, RuntimeError("app") if raised else None)
         model.finished = True
         self.exchange()
@@ -622,7 +668,7 @@ class H2Machine(RuleBasedStateMachine):
 
     # -- time and shutdown -----------------------------------------------------------------
 
-    @rule(dt=st.sampled_from([0.5, 1.0, 2.0, 16.0, 1.0, 0.5, 4.0, 0.5]))
+    @rule(dt=st.sampled_from([0.5, 1.0, 2.0, 1.0, 0.5, 4.0, 0.5, 1.0, 2.0, 0.5] * 2 + [16.0]))
     def advance(self, dt: float) -> None:
         self.now += dt
         timer = self.conn.get_timer()
@@ -630,7 +676,7 @@ class H2Machine(RuleBasedStateMachine):
             self.conn.handle_timer(self.now)
         self.exchange()
 
-    @rule(roll=RARE)
+    @rule(roll=RARER)
     def shutdown(self, roll: bool) -> None:
         if self.conn.closed or self.shutdown_at is not None or not roll:
             return  # rare: it ends the run's interesting part
