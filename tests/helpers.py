@@ -321,6 +321,7 @@ from h2.events import (  # noqa: E402
     DataReceived,
     InformationalResponseReceived,
     PingAckReceived,
+    PushedStreamReceived,
     RemoteSettingsChanged,
     ResponseReceived,
     StreamReset,
@@ -392,6 +393,8 @@ class H2Client:
         self.server_settings: dict[int, int] = {}
         self.goaways: list[ConnectionTerminated] = []
         self.ping_acks = 0
+        # (parent stream, promised stream, request fields) per PUSH_PROMISE
+        self.pushes: list[tuple[int, int, list[tuple[bytes, bytes]]]] = []
         self.unacked: dict[int, int] = {}
         self.raw = b""  # every byte the server wrote, for frame-level checks
         self._pending = b""
@@ -500,6 +503,9 @@ class H2Client:
                 self.goaways.append(event)
             elif isinstance(event, PingAckReceived):
                 self.ping_acks += 1
+            elif isinstance(event, PushedStreamReceived):
+                self.pushes.append((event.parent_stream_id or 0, event.pushed_stream_id or 0,
+                                    list(event.headers or [])))
             elif isinstance(event, WindowUpdated):
                 pass
         return events

@@ -1597,3 +1597,123 @@ def test_ws_restart_shutdown_sends_1012() -> None:
     h.pump()
     h.exchange()
     assert [e.code for e in ws.poll() if isinstance(e, CloseConnection)] == [1012]
+
+
+# -- server push (EXT-PUSH) ------------------------------------------------------------------------
+
+
+def test_push_promise_runs_a_new_app_instance() -> None:
+    # EXT-PUSH-01..04
+    h = H2Harness()
+    sid = h.request(path=b"/page", authority=b"example.com:8443")
+    assert "http.response.push" in h.scope(sid)["extensions"]  # the client allows push
+    h.send(sid, start(200, [(b"content-type", b"text/html")]))
+    h.send(sid, {"type": "http.response.push", "path": "/style.css",
+                 "headers": [(b"accept", b"text/css")]})
+    ((parent, promised, fields),) = h.client.pushes
+    assert parent == sid and promised % 2 == 0
+    pseudo = dict(f for f in fields if f[0].startswith(b":"))
+    assert pseudo == {b":method": b"GET", b":scheme": b"http", b":path": b"/style.css",
+                      b":authority": b"example.com:8443"}
+    scope = h.scope(promised)
+    assert (scope["method"], scope["path"], scope["http_version"]) == ("GET", "/style.css", "2")
+    assert scope["headers"][0] == (b"host", b"example.com:8443")
+    assert (b"accept", b"text/css") in scope["headers"]
+    assert "http.response.push" not in scope["extensions"]
+    assert h.receive(promised) == {"type": "http.request", "body": b"", "more_body": False}
+    h.respond(promised, body=b"body{}")
+    h.send(sid, body(b"<html>"))
+    h.finish(promised)
+    h.finish(sid)
+    assert h.reply(promised).status == 200 and h.reply(promised).body == b"body{}"
+    assert h.reply(sid).body == b"<html>"
+    check_accounting(h)
+    alive(h)
+
+
+def test_push_path_is_percent_encoded_on_the_wire() -> None:
+    # EXT-PUSH-04: the scope path is decoded, :path re-encoded
+    h = H2Harness()
+    sid = h.request()
+    h.send(sid, start())
+    h.send(sid, {"type": "http.response.push", "path": "/a b/é", "headers": []})
+    ((_, promised, fields),) = h.client.pushes
+    assert dict(fields)[b":path"] == b"/a%20b/%C3%A9"
+    assert h.scope(promised)["path"] == "/a b/é"
+
+
+def test_push_not_advertised_when_the_client_disables_it() -> None:
+    # EXT-PUSH-01, MAIN-15
+    h = H2Harness(client=H2Client(settings={SettingCodes.ENABLE_PUSH: 0}))
+    sid = h.request()
+    assert "http.response.push" not in h.scope(sid)["extensions"]
+    h.send(sid, start())
+    with pytest.raises(AppMisuseError):
+        h.send(sid, {"type": "http.response.push", "path": "/x", "headers": []})
+
+
+def test_push_dropped_when_the_client_disables_it_later() -> None:
+    # EXT-PUSH-04: refused or disabled -> dropped silently
+    h = H2Harness()
+    sid = h.request()
+    h.client.c.update_settings({SettingCodes.ENABLE_PUSH: 0})
+    h.exchange()
+    h.send(sid, start())
+    h.send(sid, {"type": "http.response.push", "path": "/x", "headers": []})
+    assert not h.client.pushes and len(h.started()) == 1
+    h.send(sid, body(b"ok"))
+    assert h.reply(sid).body == b"ok"
+
+
+def test_push_after_the_response_ended_is_misuse() -> None:
+    # EXT-PUSH-02
+    h = H2Harness()
+    sid = h.request()
+    h.respond(sid)
+    with pytest.raises((AppMisuseError, ClientDisconnected)):
+        h.send(sid, {"type": "http.response.push", "path": "/x", "headers": []})
+    assert not h.client.pushes
+
+
+def test_push_before_start_is_misuse() -> None:
+    # EXT-PUSH-02
+    h = H2Harness()
+    sid = h.request()
+    with pytest.raises(AppMisuseError):
+        h.send(sid, {"type": "http.response.push", "path": "/x", "headers": []})
+    assert h.reply(sid).status == 500
+
+
+def test_client_resets_a_pushed_stream() -> None:
+    # SRV-13 for pushed streams
+    h = H2Harness()
+    sid = h.request()
+    h.send(sid, start())
+    h.send(sid, {"type": "http.response.push", "path": "/p", "headers": []})
+    ((_, promised, _),) = h.client.pushes
+    h.client.c.reset_stream(promised, ErrorCodes.CANCEL)
+    h.exchange()
+    assert ended(h, promised) == 1
+    assert h.receive(promised) == {"type": "http.disconnect"}
+    with pytest.raises(ClientDisconnected):
+        h.send(promised, start())
+    h.finish(promised)
+    h.send(sid, body(b"parent"))
+    h.finish(sid)
+    assert h.reply(sid).body == b"parent"
+    check_accounting(h)
+
+
+def test_no_push_during_shutdown() -> None:
+    # EXT-PUSH-04, SRV-14
+    h = H2Harness()
+    sid = h.request()
+    h.conn.shutdown(h.now)
+    h.pump()
+    h.exchange()
+    h.send(sid, start())
+    h.send(sid, {"type": "http.response.push", "path": "/x", "headers": []})
+    assert not h.client.pushes
+    h.send(sid, body(b"ok"))
+    h.finish(sid)
+    assert closed(h) == 1
