@@ -341,3 +341,34 @@ def test_h2load_smoke() -> None:
             assert "h2c" in text or "Application protocol: h2c" in text, text
 
     run(main())
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="driver bug: the asyncio driver listens on a socket from "
+                   "socket.create_server (proto 0), so asyncio's _set_nodelay skips the accepted "
+                   "sockets and Nagle stays on: multiplexed HTTP/2 responses written separately "
+                   "stall ~40 ms behind the client's delayed ACK (seen with nghttp -s)")
+def test_accepted_sockets_disable_nagle() -> None:
+    import socket
+
+    nodelay: list[int] = []
+
+    async def main() -> None:
+        server_ref: list[Server] = []
+
+        async def probe(scope: Scope, receive: Receive, send: Send) -> None:
+            for connection in server_ref[0].connections:
+                sock = connection._transport.get_extra_info("socket")  # type: ignore[attr-defined]
+                nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            await send({"type": "http.response.start", "status": 204})
+            await send({"type": "http.response.body"})
+
+        async with serving(probe) as server, httpx.AsyncClient(http1=False, http2=True) as client:
+            server_ref.append(server)
+            reply = await client.get(f"http://127.0.0.1:{server.port}/")
+            assert reply.status_code == 204
+
+    run(main())
+    assert nodelay and all(nodelay), nodelay
