@@ -25,8 +25,8 @@ import socket
 import ssl as ssl_module
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from ._config import Config
 from ._connection import ServerConnection
@@ -50,6 +50,9 @@ from ._lifespan import (
     StartupFailed,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 logger = logging.getLogger("asgi_sansio.error")
 access_logger = logging.getLogger("asgi_sansio.access")
 
@@ -58,6 +61,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGI3App = Callable[[dict[str, Any], Receive, Send], Awaitable[Any]]
 LifespanMode = Literal["auto", "on", "off"]
+ShutdownTrigger = Callable[[], Awaitable[object]] | Awaitable[object]
+TriggerWatch = Callable[[], Coroutine[Any, Any, None]]
 
 # EXT-TLS-03: ``ssl`` speaks OpenSSL names; the tls extension wants IANA numbers.
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -554,7 +559,7 @@ class ServerBase(Generic[W]):
     in the main thread.
 
     A driver subclass implements ``new_loop()``, ``force_close()``, ``cancel_apps()`` and
-    ``serve()``, which runs inside ``running()`` and ends with ``drain()``.
+    ``serve_until()``, which runs inside ``running()`` and ends with ``drain()``.
     """
 
     def __init__(
@@ -597,6 +602,50 @@ class ServerBase(Generic[W]):
         self._started = False
         self._stop = False
 
+    @classmethod
+    async def serve_app(
+        cls,
+        app: Callable[..., Any],
+        *,
+        shutdown_trigger: ShutdownTrigger | None = None,
+        ready: Callable[[Any], object] | None = None,
+        **options: Unpack[ServerOptions],
+    ) -> None:
+        """Serve ``app`` until a signal in ``signals`` or ``shutdown_trigger``; ``options``
+        are the server's.  ``ready(server)`` is called once connections are accepted, e.g. to
+        read ``server.port``.  Each driver's ``serve()`` is this."""
+        await cls(app, **options).serve(shutdown_trigger, ready)
+
+    async def serve(
+        self,
+        shutdown_trigger: ShutdownTrigger | None = None,
+        ready: Callable[[Any], object] | None = None,
+    ) -> None:
+        """Serve until ``shutdown_trigger`` completes (default: a signal in ``signals``) or
+        ``shutdown()`` is called; ``ready(self)`` is called once connections are accepted.
+        Raises ``LifespanStartupError`` if startup failed."""
+        watch = None
+        if shutdown_trigger is not None:
+            trigger = shutdown_trigger
+
+            async def watch() -> None:  # the driver runs it as a task once serving
+                try:
+                    await (trigger() if callable(trigger) else trigger)
+                except Exception as error:
+                    logger.error("The shutdown trigger failed", exc_info=error)
+                self.shutdown()
+
+        await self.serve_until(watch, ready)
+
+    async def serve_until(
+        self,
+        watch_trigger: TriggerWatch | None,
+        ready: Callable[[Any], object] | None,
+    ) -> None:
+        """The driver's part of ``serve()``: without ``watch_trigger``, install the signal
+        handlers; with it, run it as a task while serving."""
+        raise NotImplementedError
+
     def new_loop(self) -> Loop[W]:
         raise NotImplementedError
 
@@ -632,12 +681,6 @@ class ServerBase(Generic[W]):
         if self.stopping:
             logger.warning("Second signal: closing every connection now.")
             self.force_close()
-        self.shutdown()
-
-    def trigger_done(self, error: BaseException | None) -> None:
-        """The ``shutdown_trigger`` completed, or failed with ``error``."""
-        if error is not None:
-            logger.error("The shutdown trigger failed", exc_info=error)
         self.shutdown()
 
     @contextlib.asynccontextmanager

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from ._serving import (
     DriverConnection,
@@ -33,16 +33,12 @@ from ._serving import (
     LifespanStartupError,
     Loop,
     ServerBase,
-    ServerOptions,
+    TriggerWatch,
     logger,
 )
 
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
 __all__ = ["LifespanStartupError", "Server", "run", "serve", "use_uvloop"]
 
-ShutdownTrigger = Callable[[], Awaitable[object]] | Awaitable[object]
 Waiter = asyncio.Future[None]
 
 
@@ -192,14 +188,11 @@ class Server(ServerBase[Waiter]):
             connection.abort()
         self.cancel_apps()
 
-    async def serve(
+    async def serve_until(
         self,
-        shutdown_trigger: ShutdownTrigger | None = None,
-        ready: Callable[[Server], object] | None = None,
+        watch_trigger: TriggerWatch | None,
+        ready: Callable[[Any], object] | None,
     ) -> None:
-        """Serve until ``shutdown_trigger`` completes (default: SIGINT or SIGTERM) or
-        ``shutdown()`` is called; ``ready(self)`` is called once connections are accepted.
-        Raises ``LifespanStartupError`` if startup failed."""
         loop = asyncio.get_running_loop()
         lifespan = None if self.lifespan_mode == "off" else _Lifespan(self)
         signals: list[int] = []
@@ -211,15 +204,12 @@ class Server(ServerBase[Waiter]):
                 listener = await create(
                     lambda: _HTTPProtocol(self), sock=sock, ssl=self.ssl, backlog=self.backlog
                 )
-                trigger: asyncio.Future[object] | None = None
+                trigger: asyncio.Task[None] | None = None
                 try:
-                    if shutdown_trigger is None:
+                    if watch_trigger is None:
                         signals = self._install_signals(loop)
                     else:
-                        trigger = asyncio.ensure_future(
-                            shutdown_trigger() if callable(shutdown_trigger) else shutdown_trigger
-                        )
-                        trigger.add_done_callback(self._triggered)
+                        trigger = loop.create_task(watch_trigger())
                     await self.accept_until_stopped(ready)
                 finally:
                     listener.close()  # stop accepting; never await wait_closed() (hangs on 3.12+)
@@ -229,9 +219,6 @@ class Server(ServerBase[Waiter]):
         finally:
             for sig in signals:  # only now: a second signal during the drain forces it
                 loop.remove_signal_handler(sig)
-
-    def _triggered(self, trigger: asyncio.Future[object]) -> None:
-        self.trigger_done(None if trigger.cancelled() else trigger.exception())
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         installed = []
@@ -244,17 +231,7 @@ class Server(ServerBase[Waiter]):
         return installed
 
 
-async def serve(
-    app: Callable[..., Any],
-    *,
-    shutdown_trigger: ShutdownTrigger | None = None,
-    ready: Callable[[Server], object] | None = None,
-    **options: Unpack[ServerOptions],
-) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM or ``shutdown_trigger``; ``options`` are
-    ``Server``'s.  ``ready(server)`` is called once connections are accepted, e.g. to read
-    ``server.port``."""
-    await Server(app, **options).serve(shutdown_trigger, ready)
+serve = Server.serve_app
 
 
 def use_uvloop() -> bool:

@@ -38,28 +38,15 @@ import functools
 import socket
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
-from ._serving import (
-    DriverConnection,
-    DriverStream,
-    LifespanRunner,
-    LifespanStartupError,
-    Loop,
-    ServerBase,
-    ServerOptions,
-    TLSObject,
-    logger,
-)
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
+from . import _serving as shared
+from ._serving import LifespanStartupError, TLSObject, TriggerWatch, logger
 
 __all__ = ["LifespanStartupError", "Server", "run", "serve"]
 
-ShutdownTrigger = Callable[[], Awaitable[object]] | Awaitable[object]
 _READ_SIZE = 65536
 # As asyncio's default ssl_handshake_timeout: a client that never finishes its handshake.
 _HANDSHAKE_TIMEOUT = 60.0
@@ -69,7 +56,10 @@ _GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 _OVERLOADED = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
-class _TrioLoop(Loop[trio.Event]):
+_Stream = shared.DriverStream[trio.Event]
+
+
+class _TrioLoop(shared.Loop[trio.Event]):
     def time(self) -> float:
         return trio.current_time()
 
@@ -145,7 +135,7 @@ class _TLSTransport:
         await trio.aclose_forcefully(self._stream)
 
 
-class _Connection(DriverConnection[trio.Event]):
+class _Connection(shared.DriverConnection[trio.Event]):
     """One accepted connection: reader, writer and timer, and one task per stream's app."""
 
     server: Server
@@ -260,12 +250,12 @@ class _Connection(DriverConnection[trio.Event]):
     def abort(self) -> None:
         self._io.cancel()
 
-    def start_app(self, sid: int, stream: DriverStream[trio.Event], scope: dict[str, Any]) -> None:
+    def start_app(self, sid: int, stream: _Stream, scope: dict[str, Any]) -> None:
         # A fixed name: trio would otherwise format one for every request.
         self._apps.start_soon(self.run_app, sid, stream, scope, name="asgi-app")
 
 
-class _Lifespan(LifespanRunner[trio.Event]):
+class _Lifespan(shared.LifespanRunner[trio.Event]):
     def __init__(self, server: Server, nursery: trio.Nursery) -> None:
         super().__init__(server)
         self._nursery = nursery
@@ -282,13 +272,13 @@ class _Lifespan(LifespanRunner[trio.Event]):
         self._scope.cancel()
 
 
-class Server(ServerBase[trio.Event]):
+class Server(shared.ServerBase[trio.Event]):
     """Listening sockets, connections, lifespan and graceful shutdown in one trio run
     (the options are ``ServerBase``'s)."""
 
     _handlers: trio.CancelScope
 
-    def new_loop(self) -> Loop[trio.Event]:
+    def new_loop(self) -> shared.Loop[trio.Event]:
         self._handlers = trio.CancelScope()
         return _TrioLoop()
 
@@ -298,18 +288,15 @@ class Server(ServerBase[trio.Event]):
     def force_close(self) -> None:
         self._handlers.cancel()  # every connection's transport and apps
 
-    async def serve(
+    async def serve_until(
         self,
-        shutdown_trigger: ShutdownTrigger | None = None,
-        ready: Callable[[Server], object] | None = None,
+        watch_trigger: TriggerWatch | None,
+        ready: Callable[[Any], object] | None,
     ) -> None:
-        """Serve until ``shutdown_trigger`` completes (default: a signal in ``signals``) or
-        ``shutdown()`` is called; ``ready(self)`` is called once connections are accepted.
-        Raises ``LifespanStartupError`` if startup failed."""
         failure: Exception | None = None
         async with trio.open_nursery() as nursery:
             try:
-                await self._serve(nursery, shutdown_trigger, ready)
+                await self._serve(nursery, watch_trigger, ready)
             except Exception as error:  # raised below, not wrapped in an ExceptionGroup
                 failure = error
             nursery.cancel_scope.cancel()  # the signal watcher, the trigger, the lifespan app
@@ -319,16 +306,15 @@ class Server(ServerBase[trio.Event]):
     async def _serve(
         self,
         nursery: trio.Nursery,
-        shutdown_trigger: ShutdownTrigger | None,
-        ready: Callable[[Server], object] | None,
+        watch_trigger: TriggerWatch | None,
+        ready: Callable[[Any], object] | None,
     ) -> None:
         lifespan = None if self.lifespan_mode == "off" else _Lifespan(self, nursery)
         async with self.running(lifespan) as sock:
-            if shutdown_trigger is None:
+            if watch_trigger is None:
                 await nursery.start(self._watch_signals)
             else:
-                trigger = shutdown_trigger() if callable(shutdown_trigger) else shutdown_trigger
-                nursery.start_soon(self._watch_trigger, trigger)
+                nursery.start_soon(watch_trigger)
             with self._handlers:
                 async with trio.open_nursery() as handlers:
                     accepting = trio.CancelScope()
@@ -396,25 +382,8 @@ class Server(ServerBase[trio.Event]):
             async for _ in received:
                 self.signal_received()
 
-    async def _watch_trigger(self, trigger: Awaitable[object]) -> None:
-        try:
-            await trigger
-        except Exception as error:
-            self.trigger_done(error)
-        else:
-            self.trigger_done(None)
 
-
-async def serve(
-    app: Callable[..., Any],
-    *,
-    shutdown_trigger: ShutdownTrigger | None = None,
-    ready: Callable[[Server], object] | None = None,
-    **options: Unpack[ServerOptions],
-) -> None:
-    """Serve ``app`` until a signal or ``shutdown_trigger``; ``options`` are ``Server``'s.
-    ``ready(server)`` is called once connections are accepted, e.g. to read ``server.port``."""
-    await Server(app, **options).serve(shutdown_trigger, ready)
+serve = Server.serve_app
 
 
 def run(app: Callable[..., Any], **kwargs: Any) -> None:

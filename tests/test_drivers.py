@@ -151,8 +151,12 @@ class Client:
         self._buffer = b""
 
     @classmethod
-    async def connect(cls, server: Any) -> Client:
-        return cls(await anyio.connect_tcp("127.0.0.1", server.port))
+    async def connect(cls, server: Any, request: bytes = b"") -> Client:
+        """Connect to ``server`` and send ``request``, if any."""
+        client = cls(await anyio.connect_tcp("127.0.0.1", server.port))
+        if request:
+            await client.write(request)
+        return client
 
     @property
     def port(self) -> int:
@@ -312,8 +316,8 @@ def test_pipelined_requests_answered_in_order(driver: Driver) -> None:
 
     async def main() -> None:
         async with driver.serving(app, lifespan="off") as server:
-            client = await Client.connect(server)
-            await client.write(get("/slow") + get("/a") + get("/b", "Connection: close"))
+            pipelined = get("/slow") + get("/a") + get("/b", "Connection: close")
+            client = await Client.connect(server, pipelined)
             responses = await client.responses(3)
             assert [body for _, body in responses] == [b"/slow", b"/a", b"/b"]
             assert await client.read_all() == b""  # closed after the last, as asked
@@ -389,12 +393,13 @@ def test_large_body_to_slow_app_pauses_reading_and_arrives_intact(driver: Driver
     driver.run(main)
 
 
-def test_slow_writer_trickles_a_body(driver: Driver) -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await respond(send, b"got " + await read_body(receive))
+async def got_body(scope: Scope, receive: Receive, send: Send) -> None:
+    await respond(send, b"got " + await read_body(receive))
 
+
+def test_slow_writer_trickles_a_body(driver: Driver) -> None:
     async def main() -> None:
-        async with driver.serving(app, lifespan="off") as server:
+        async with driver.serving(got_body, lifespan="off") as server:
             client = await Client.connect(server)
             await client.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
             for piece in (b"ab", b"cde", b"fghij"):
@@ -427,8 +432,7 @@ def test_slow_reader_holds_the_apps_send_until_it_leaves(driver: Driver) -> None
     async def main() -> None:
         events["finished"] = anyio.Event()
         async with driver.serving(app, lifespan="off") as server:
-            client = await Client.connect(server)
-            await client.write(get("/"))
+            client = await Client.connect(server, get("/"))
             assert (await client.read_until(b"\r\n")).startswith(b"HTTP/1.1 200")
             await anyio.sleep(0.3)  # we read no more: the app's send() must be held
             assert 0 < len(sent) < 100
@@ -467,11 +471,8 @@ def test_many_connections_at_once(driver: Driver) -> None:
 
 
 def test_expect_100_continue_sent_when_the_app_reads(driver: Driver) -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await respond(send, b"got " + await read_body(receive))
-
     async def main() -> None:
-        async with driver.serving(app, lifespan="off") as server:
+        async with driver.serving(got_body, lifespan="off") as server:
             client = await Client.connect(server)
             await client.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
                                b"Expect: 100-continue\r\n\r\n")
@@ -511,8 +512,7 @@ def test_app_raising_after_start_truncates_the_response(driver: Driver) -> None:
 
     async def main() -> None:
         async with driver.serving(app, lifespan="off") as server:
-            client = await Client.connect(server)
-            await client.write(get("/"))
+            client = await Client.connect(server, get("/"))
             received = await client.read_all()
             assert received.startswith(b"HTTP/1.1 200 ")
             assert b"partial" in received
@@ -546,8 +546,7 @@ def test_client_disconnect_reaches_the_app(
     async def main() -> None:
         events["done"] = anyio.Event()
         async with driver.serving(app, lifespan="off") as server:
-            client = await Client.connect(server)
-            await client.write(get("/"))
+            client = await Client.connect(server, get("/"))
             await anyio.sleep(0.05)
             await client.close()
             await events["done"].wait()
@@ -656,8 +655,7 @@ def test_graceful_shutdown_lets_in_flight_request_finish(driver: Driver) -> None
         server = driver.server(app, lifespan="off")
         async with anyio.create_task_group() as tg:
             done = await driver.start(tg, server)
-            client = await Client.connect(server)
-            await client.write(get("/"))
+            client = await Client.connect(server, get("/"))
             await gates["entered"].wait()
             server.shutdown()
             await anyio.sleep(0.1)
@@ -683,8 +681,7 @@ def test_shutdown_deadline_aborts_a_stuck_request(driver: Driver) -> None:
         server = driver.server(app, lifespan="off", config=Config(shutdown_timeout=0.2))
         async with anyio.create_task_group() as tg:
             done = await driver.start(tg, server)
-            client = await Client.connect(server)
-            await client.write(get("/"))
+            client = await Client.connect(server, get("/"))
             await anyio.sleep(0.05)
             server.shutdown()
             with anyio.fail_after(3):  # the core's deadline, then the app is cancelled
@@ -724,8 +721,7 @@ def test_keep_alive_timeout_closes_idle_connection(driver: Driver) -> None:
     async def main() -> None:
         config = Config(keep_alive_timeout=0.2)
         async with driver.serving(app, lifespan="off", config=config) as server:
-            client = await Client.connect(server)
-            await client.write(get("/"))
+            client = await Client.connect(server, get("/"))
             await client.responses(1)
             start = anyio.current_time()
             with anyio.fail_after(3):
