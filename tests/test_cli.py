@@ -9,6 +9,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -81,6 +82,14 @@ class Cli:
             self.process.stderr.close()
 
 
+@pytest.fixture(params=["asyncio", "trio"])
+def driver(request: pytest.FixtureRequest) -> str:
+    """The ``--driver`` to run the server with."""
+    if request.param == "trio":
+        pytest.importorskip("trio")
+    return str(request.param)
+
+
 @pytest.fixture
 def cli() -> Iterator[type[Cli]]:
     started: list[Cli] = []
@@ -95,8 +104,8 @@ def cli() -> Iterator[type[Cli]]:
         process.close()
 
 
-def test_demo_app_then_sigint(cli: type[Cli]) -> None:
-    server = cli("--port", "0")
+def test_demo_app_then_sigint(cli: type[Cli], driver: str) -> None:
+    server = cli("--port", "0", "--driver", driver)
     base = server.wait_for_url()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base)
     page = httpx.get(base + "/", timeout=5)
@@ -110,9 +119,9 @@ def test_demo_app_then_sigint(cli: type[Cli]) -> None:
     assert "Traceback" not in log
 
 
-def test_unix_socket_and_sigterm(cli: type[Cli], tmp_path: Path) -> None:
+def test_unix_socket_and_sigterm(cli: type[Cli], driver: str, tmp_path: Path) -> None:
     path = tmp_path / "demo.sock"
-    server = cli("--uds", str(path), "--no-access-log")
+    server = cli("--uds", str(path), "--no-access-log", "--driver", driver)
     assert server.wait_for_url() == f"unix:{path}"
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as client:
         assert client.get("http://localhost/headers", timeout=5).status_code == 200
@@ -140,8 +149,8 @@ def test_user_app_from_current_directory_with_limits(cli: type[Cli], tmp_path: P
     assert server.stop() == 0, "\n".join(server.lines)
 
 
-def test_workers_share_one_socket(cli: type[Cli]) -> None:
-    server = cli("--port", "0", "--workers", "2", "--no-access-log")
+def test_workers_share_one_socket(cli: type[Cli], driver: str) -> None:
+    server = cli("--port", "0", "--workers", "2", "--no-access-log", "--driver", driver)
     base = server.wait_for_url()
     ready = 0
     for line in server.read_lines(8):
@@ -155,13 +164,13 @@ def test_workers_share_one_socket(cli: type[Cli]) -> None:
     assert server.stop(signal.SIGINT, timeout=8) == 0, "\n".join(server.lines)
 
 
-def test_startup_failure_exits_3(cli: type[Cli], tmp_path: Path) -> None:
+def test_startup_failure_exits_3(cli: type[Cli], driver: str, tmp_path: Path) -> None:
     (tmp_path / "failing.py").write_text(
         "async def app(scope, receive, send):\n"
         "    await receive()\n"
         "    await send({'type': 'lifespan.startup.failed', 'message': 'no database'})\n"
     )
-    server = cli("failing:app", "--port", "0", cwd=tmp_path)
+    server = cli("failing:app", "--port", "0", "--driver", driver, cwd=tmp_path)
     assert server.process.wait(8) == 3
     list(server.read_lines(1))
     assert "no database" in "\n".join(server.lines)
@@ -174,7 +183,7 @@ def test_bad_app_exits_1(cli: type[Cli]) -> None:
     assert "no_such_module_here" in "\n".join(server.lines)
 
 
-def test_tls_from_cert_files(cli: type[Cli], tmp_path: Path) -> None:
+def test_tls_from_cert_files(cli: type[Cli], driver: str, tmp_path: Path) -> None:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
@@ -190,7 +199,7 @@ def test_tls_from_cert_files(cli: type[Cli], tmp_path: Path) -> None:
         "    await send({'type': 'http.response.body', 'body': json.dumps(tls).encode()})\n"
     )
     server = cli("tlsapp:app", "--port", "0", "--certfile", str(tmp_path / "cert.pem"),
-                 "--keyfile", str(tmp_path / "key.pem"), cwd=tmp_path)
+                 "--keyfile", str(tmp_path / "key.pem"), "--driver", driver, cwd=tmp_path)
     base = server.wait_for_url()
     assert base.startswith("https://127.0.0.1:")
     context = ssl.create_default_context()
@@ -199,3 +208,33 @@ def test_tls_from_cert_files(cli: type[Cli], tmp_path: Path) -> None:
     assert tls["server_cert"] == cert.cert_chain_pems[0].bytes().decode()
     assert tls["tls_version"] in (0x0303, 0x0304)
     assert server.stop() == 0, "\n".join(server.lines)
+
+
+def test_a_second_signal_forces_the_shutdown(
+    cli: type[Cli], driver: str, tmp_path: Path
+) -> None:
+    (tmp_path / "stuck.py").write_text(
+        "import anyio\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        raise RuntimeError('no lifespan')\n"
+        "    await anyio.sleep_forever()\n"
+    )
+    server = cli("stuck:app", "--port", "0", "--shutdown-timeout", "60", "--driver", driver,
+                 cwd=tmp_path)
+    host, port = server.wait_for_url().removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # in flight for good
+        time.sleep(0.2)
+        server.process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert server.process.poll() is None  # waiting for the request in flight
+        assert server.stop(signal.SIGINT, timeout=5) == 0, "\n".join(server.lines)
+    assert "Second signal" in "\n".join(server.lines)
+
+
+def test_uvloop_is_for_asyncio_only(cli: type[Cli]) -> None:
+    server = cli("--port", "0", "--driver", "trio", "--uvloop")
+    assert server.process.wait(8) == 2
+    list(server.read_lines(1))
+    assert "--uvloop goes with --driver asyncio" in "\n".join(server.lines)
