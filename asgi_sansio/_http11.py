@@ -987,6 +987,8 @@ class HTTP11Connection:
                 if declared is not None or not value.isdigit():
                     raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
                 declared = int(value)
+                if status == 204:
+                    continue  # RFC 9110 8.6: never on a 204
             elif lname == b"date":
                 has_date = True
             elif lname == b"server":

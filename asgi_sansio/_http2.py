@@ -291,11 +291,13 @@ class HTTP2Connection:
         self._ws_app_done: set[int] = set()
         self._ws_open: set[int] = set()  # accepted: DATA goes to the session
         self._ws_early: dict[int, bytearray] = {}
+        self._ws_unacked: dict[int, int] = {}  # WebSocket DATA bytes not yet credited back
         self._scopes: dict[int, list[tuple[bytes, bytes]]] = {}  # request headers, for pushes
         self._out: list[bytes] = [h2.data_to_send()]
         self.closed = False
         self._now = now
         self._shutting_down = False
+        self._peer_left = False  # the client sent GOAWAY
         self._idle_deadline: float | None = now + config.keep_alive_timeout
         self._shutdown_deadline: float | None = None
         self._flood_window_end = now + config.h2_flood_window
@@ -502,10 +504,12 @@ class HTTP2Connection:
             self._control_frames += 1  # empty DATA frames cost us work and the peer nothing
         ws = self._ws.get(sid)
         if ws is not None:
-            # The session bounds what it queues for the app (body_buffer_size) and closes
-            # with 1009 past ws_max_message_size, so the window is credited at once.
+            # Credit the window only while the session takes more: an app that reads nothing
+            # stops the peer at one window of bytes.
             if flow:
-                self._h2.acknowledge_received_data(flow, sid)
+                self._ws_unacked[sid] = self._ws_unacked.get(sid, 0) + flow
+                if ws.wants_read:
+                    self._ws_credit(sid)
             if data:
                 if sid in self._ws_open:
                     ws.receive_data(data, self._now)
@@ -560,7 +564,10 @@ class HTTP2Connection:
     def receive(self, stream_id: int) -> dict[str, Any] | None:
         ws = self._ws.get(stream_id)
         if ws is not None:
-            return ws.receive()
+            message = ws.receive()
+            if ws.wants_read and self._ws_unacked.get(stream_id):
+                self._ws_credit(stream_id)
+            return message
         stream = self._streams.get(stream_id)
         if stream is None:
             raise DriverMisuseError(f"no stream {stream_id} on this connection")
@@ -636,6 +643,8 @@ class HTTP2Connection:
                 if declared is not None or not value.isdigit():
                     raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
                 declared = int(value)
+                if status == 204:
+                    continue  # RFC 9110 8.6: never on a 204
             elif name == b"date":
                 has_date = True
             elif name == b"server":
@@ -724,7 +733,7 @@ class HTTP2Connection:
         fields = [(n.lower(), v) for n, v in msgs.validate_headers(PUSH, message.get("headers"))]
         _check_fields(PUSH, fields)
         h2 = self._h2
-        if not h2.remote_settings.enable_push or self._shutting_down:
+        if not h2.remote_settings.enable_push or self._shutting_down or self._peer_left:
             return  # EXT-PUSH-04: refused or disabled -> dropped silently
         parent = self._scopes.get(stream.stream_id)
         authority = next((v for n, v in parent or () if n == b"host"), b"")
@@ -910,7 +919,7 @@ class HTTP2Connection:
     def _maybe_idle(self) -> None:
         if self._streams or self._ws or self.closed:
             return
-        if self._shutting_down:
+        if self._shutting_down or self._peer_left:
             # The closing GOAWAY repeats the first one's last stream id: it never goes up.
             self._h2.close_connection(last_stream_id=self._h2.refuse_above)
             self._close()
@@ -918,7 +927,7 @@ class HTTP2Connection:
             self._idle_deadline = self._now + self.config.keep_alive_timeout
 
     def _peer_goaway(self) -> None:
-        self._shutting_down = True
+        self._peer_left = True  # no new streams will come: close once these are done
         self._maybe_idle()
 
     def _close(self) -> None:
@@ -983,6 +992,12 @@ class HTTP2Connection:
         except (StreamClosedError, ProtocolError) as exc:
             raise AppMisuseError(DENY_BODY, "EXT-WSDENY-02", f"stream closed: {exc}") from None
 
+    def _ws_credit(self, sid: int) -> None:
+        unacked = self._ws_unacked.pop(sid, 0)
+        if unacked:
+            with contextlib.suppress(StreamClosedError, ProtocolError):
+                self._h2.acknowledge_received_data(unacked, sid)
+
     def ws_write(self, session: WebSocketSession, data: bytes) -> None:
         if self.closed:
             return
@@ -1033,6 +1048,7 @@ class HTTP2Connection:
             self._ws_open.discard(sid)
             self._ws_out.pop(sid, None)
             self._ws_early.pop(sid, None)
+            self._ws_credit(sid)  # give the connection window back
         self._maybe_idle()
 
     def emit(self, event: Event) -> None:

@@ -333,9 +333,6 @@ def test_empty_response_ends_with_the_headers_frame() -> None:
     assert reply.status == 204 and reply.ended and reply.body == b""
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: an app content-length on a 204 goes on the "
-                   "wire (RFC 9110 8.6: MUST NOT); h2 clients (httpx) then fail the whole "
-                   "connection with InvalidBodyLengthError")
 def test_204_drops_the_apps_content_length() -> None:
     # SRV-04, RFC 9110 8.6
     h = H2Harness()
@@ -1247,9 +1244,6 @@ def test_client_goaway_lets_in_flight_streams_finish() -> None:
     check_accounting(h)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: shutdown() after a client GOAWAY returns "
-                   "early (_shutting_down is already set), so no shutdown deadline is armed and "
-                   "a stuck stream keeps the connection open forever")
 def test_shutdown_after_client_goaway_still_arms_the_deadline() -> None:
     # SRV-14: the deadline aborts what is left, whoever said GOAWAY first
     h = H2Harness(shutdown_timeout=2.0)
@@ -1559,10 +1553,6 @@ def test_ws_output_waits_for_the_stream_window() -> None:
     assert texts == [big, "after"]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: WebSocket DATA over HTTP/2 is credited to the "
-                   "window at once while the session queues every message for an app that does "
-                   "not read (past body_buffer_size): a client can grow server memory without "
-                   "bound")
 def test_ws_inbound_is_bounded_when_the_app_does_not_read() -> None:
     # SRV-06 for WebSocket streams: messages nobody reads stop the peer (window) eventually
     h = H2Harness()
@@ -1742,3 +1732,71 @@ def test_no_push_during_shutdown() -> None:
     h.send(sid, body(b"ok"))
     h.finish(sid)
     assert closed(h) == 1
+
+
+# -- misbehaving peers at the frame level ----------------------------------------------------------
+
+
+def test_data_beyond_the_advertised_window_is_a_flow_control_error() -> None:
+    # RFC 9113 6.9.1: the bound on what a stream can buffer is only as good as this check
+    h = H2Harness()
+    sid = h.request(b"POST", end=False)
+    window = h.conn.config.body_buffer_size
+    h.client.send_body(sid, b"a" * window, end=False)
+    h.exchange()
+    frame = DataFrame(sid)
+    frame.data = b"over"
+    h.feed(frame.serialize())  # past the window, behind the client library's back
+    h.exchange()
+    assert [g.error_code for g in goaway_frames(h.client.raw)] == [ErrorCodes.FLOW_CONTROL_ERROR]
+    assert closed(h) == 1 and ended(h, sid) == 1
+    assert not h.conn.wants_read and h.conn.get_timer() is None
+
+
+def test_window_update_overflow_is_a_flow_control_error() -> None:
+    # RFC 9113 6.9.1: a window above 2^31-1
+    h = H2Harness()
+    h.feed(b"\x00\x00\x04\x08\x00\x00\x00\x00\x00" + (2**31 - 1).to_bytes(4, "big"))
+    h.exchange()
+    assert [g.error_code for g in goaway_frames(h.client.raw)] == [ErrorCodes.FLOW_CONTROL_ERROR]
+    assert closed(h) == 1
+
+
+def test_continuation_flood_is_bounded() -> None:
+    # CVE-2024-27316 style: a header block that never ends must not grow without limit
+    h = H2Harness()
+    frame = HeadersFrame(1)
+    frame.data = b"\x82"  # :method GET, and END_HEADERS never comes
+    out = frame.serialize()
+    for _ in range(2000):
+        cont = b"\x00\x40\x00\x09\x00\x00\x00\x00\x01" + b"\x00" * 0x4000  # CONTINUATION 16 KiB
+        out += cont
+    h.feed(out)
+    h.exchange()
+    assert closed(h) == 1
+    assert goaway_frames(h.client.raw)
+    assert not h.started()
+
+
+def test_data_on_a_closed_stream_after_the_response_is_harmless() -> None:
+    # RFC 9113 5.1: DATA racing our RST_STREAM(NO_ERROR) (SRV-07) must not kill the connection
+    h = H2Harness()
+    sid = h.request(b"POST", body=b"first", end=False)
+    h.respond(sid)
+    assert h.reply(sid).reset == NO_ERROR
+    frame = DataFrame(sid)
+    frame.data = b"late"
+    h.feed(frame.serialize())
+    h.exchange()
+    h.finish(sid)
+    alive(h)
+
+
+def test_input_after_close_is_ignored() -> None:
+    h = H2Harness(keep_alive_timeout=1.0)
+    h.tick(1.0)
+    assert closed(h) == 1
+    h.feed(h.client.c.data_to_send() + b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678")
+    h.conn.handle_timer(50.0)
+    h.conn.shutdown(50.0)
+    assert h.pump() == [] and closed(h) == 1
