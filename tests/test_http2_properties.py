@@ -237,14 +237,6 @@ LIMITS = {
     "date_header": False,
 }
 WINDOW = LIMITS["body_buffer_size"]
-# Core bug (xfail in test_http2.py::test_shutdown_after_client_goaway_still_arms_the_deadline):
-# shutdown() after a client GOAWAY returns early, so no deadline ever aborts the streams left.
-# While it stands, the machine does not shut down after a client GOAWAY; set to False once fixed.
-SHUTDOWN_AFTER_CLIENT_GOAWAY_BUG = True
-# Core bug (xfail in test_http2.py::test_204_drops_the_apps_content_length): an app
-# content-length on a 204 reaches the wire and h2's client fails the connection; while it
-# stands, the machine's apps send no content-length with a 204.
-CONTENT_LENGTH_ON_204_BUG = True
 # About one draw in eight: for the rules that end a connection.  (st.integers(0, n) == 0 would
 # fire far more often: hypothesis favours boundary values.)
 RARE = st.sampled_from([False, False, False, True, False, False, False, False])
@@ -554,7 +546,7 @@ class H2Machine(RuleBasedStateMachine):
                 return
         trailers = trailers and "http.response.trailers" in model.scope["extensions"]
         headers = []
-        if cl and not (status == 204 and CONTENT_LENGTH_ON_204_BUG):
+        if cl:
             model.declared = data.draw(st.integers(0, 9000), label="content-length")
             headers.append((b"content-length", b"%d" % model.declared))
         if self._send(model, {"type": "http.response.start", "status": status,
@@ -679,8 +671,6 @@ class H2Machine(RuleBasedStateMachine):
     def shutdown(self, roll: bool) -> None:
         if self.conn.closed or self.shutdown_at is not None or not roll:
             return  # rare: it ends the run's interesting part
-        if self.goaway_from_client and SHUTDOWN_AFTER_CLIENT_GOAWAY_BUG:
-            return
         self.shutdown_at = self.now
         self.conn.shutdown(self.now)
         self.exchange()
@@ -727,11 +717,6 @@ class H2Machine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.coverage()
-        if not self.conn.closed and self.goaway_from_client and SHUTDOWN_AFTER_CLIENT_GOAWAY_BUG:
-            for sid in self.live():  # the apps finish, so the connection can close
-                self.conn.app_finished(sid, self.now, None)
-                self.streams[sid].finished = True
-            self.exchange()
         if not self.conn.closed:
             if self.shutdown_at is None:
                 self.shutdown_at = self.now
