@@ -26,6 +26,7 @@ import ssl as ssl_module
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from ._config import Config
@@ -196,18 +197,22 @@ W = TypeVar("W")  # a driver's one-shot waiter: an asyncio future, a trio event
 
 
 class Loop(Generic[W]):
-    """The event-loop operations the shared code needs; each driver implements the first five.
+    """The event-loop operations the shared code needs; each driver implements ``bind()`` and
+    the four below it.
 
     ``changed()`` and ``wait_until()`` build condition waits on them: whoever changes something
     a ``wait_until`` may be watching (a connection gone, an app task ended, the server started or
     asked to stop) calls ``changed()``.
     """
 
+    time: Callable[[], float]
+    """The loop's monotonic clock, set by ``bind()``: the ``now`` every core call gets."""
+
     def __init__(self) -> None:
         self._watchers: list[W] = []
 
-    def time(self) -> float:
-        """The loop's monotonic clock: the ``now`` every core call gets."""
+    def bind(self) -> None:
+        """Called by ``serve()`` in the running loop: set ``time``."""
         raise NotImplementedError
 
     def waiter(self) -> W:
@@ -285,7 +290,10 @@ class DriverConnection(Generic[W]):
     def flush(self) -> None:
         raise NotImplementedError
 
-    def start_app(self, sid: int, stream: DriverStream[W], scope: dict[str, Any]) -> None:
+    def start_app(
+        self, sid: int, stream: DriverStream[W], scope: dict[str, Any], context: Context
+    ) -> None:
+        """Run ``run_app(sid, stream, scope)`` as a task of its own, in ``context``."""
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -304,6 +312,7 @@ class DriverConnection(Generic[W]):
             client = (peer[0], peer[1]) if peer else None
             local_addr = (local[0], local[1]) if local else None
         tls = None if tls_object is None else tls_info(tls_object, server.tls_server_cert)
+        self._context = copy_context()
         now = self.loop.time()
         self.conn = ServerConnection(
             server.config, now=now, client=client, server=local_addr, tls=tls,
@@ -342,7 +351,9 @@ class DriverConnection(Generic[W]):
                 new: DriverStream[W] = DriverStream()
                 self.streams[event.stream_id] = new
                 self.server.apps += 1
-                self.start_app(event.stream_id, new, event.scope)
+                # Each app gets a fresh copy of the connection's context, never the context
+                # of whoever flushed (a pipelined request starts from the previous app's send).
+                self.start_app(event.stream_id, new, event.scope, self._context.copy())
             elif isinstance(event, ConnectionClosed):
                 close = True
             else:
@@ -624,6 +635,7 @@ class ServerBase(Generic[W]):
         """Serve until ``shutdown_trigger`` completes (default: a signal in ``signals``) or
         ``shutdown()`` is called; ``ready(self)`` is called once connections are accepted.
         Raises ``LifespanStartupError`` if startup failed."""
+        self.loop.bind()
         watch = None
         if shutdown_trigger is not None:
             trigger = shutdown_trigger

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable
+from contextvars import Context
 from typing import Any, cast
 
 from ._serving import (
@@ -43,11 +44,12 @@ Waiter = asyncio.Future[None]
 
 
 class _AsyncioLoop(Loop[Waiter]):
-    def time(self) -> float:
-        return asyncio.get_running_loop().time()
+    def bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.time = self._loop.time
 
     def waiter(self) -> Waiter:
-        return asyncio.get_running_loop().create_future()
+        return self._loop.create_future()
 
     async def wait(self, waiter: Waiter) -> None:
         await waiter
@@ -145,8 +147,12 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
         if not self.lost:
             self._transport.abort()
 
-    def start_app(self, sid: int, stream: DriverStream[Waiter], scope: dict[str, Any]) -> None:
-        task = self._loop.create_task(self.run_app(sid, stream, scope))
+    def start_app(
+        self, sid: int, stream: DriverStream[Waiter], scope: dict[str, Any], context: Context
+    ) -> None:
+        # create_task() copies the current context: make that ``context`` (3.10 has no
+        # ``context=`` argument).
+        task = context.run(self._loop.create_task, self.run_app(sid, stream, scope))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.app_done)
 

@@ -37,9 +37,12 @@ import errno
 import functools
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from contextvars import Context
 from typing import Any
 
+import outcome
 import trio
 
 from . import _serving as shared
@@ -60,8 +63,8 @@ _Stream = shared.DriverStream[trio.Event]
 
 
 class _TrioLoop(shared.Loop[trio.Event]):
-    def time(self) -> float:
-        return trio.current_time()
+    def bind(self) -> None:
+        self.time = trio.lowlevel.current_clock().current_time  # trio.current_time(), shorter
 
     def waiter(self) -> trio.Event:
         return trio.Event()
@@ -76,6 +79,33 @@ class _TrioLoop(shared.Loop[trio.Event]):
     async def run_until(self, work: Callable[[], Awaitable[None]], deadline: float) -> None:
         with trio.move_on_at(deadline):
             await work()
+
+
+_Job = tuple[Context, Coroutine[Any, Any, None]]
+
+
+@types.coroutine
+def _suspend(trap: Any) -> Generator[Any, Any, Any]:
+    return (yield trap)
+
+
+async def _run_in(context: Context, coro: Coroutine[Any, Any, None]) -> None:
+    """Await ``coro`` with each of its steps run in ``context``, as a task of its own would
+    run it (trio steps a task's coroutine in ``task.context`` the same way).  What ``coro``
+    yields to trio passes through, and so does what trio sends back or throws in."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            trap = context.run(coro.send, value) if error is None else (
+                context.run(coro.throw, error)
+            )
+        except StopIteration:
+            return
+        try:
+            value, error = await _suspend(trap), None
+        except BaseException as exc:  # a cancellation: the app gets it, as its own task would
+            value, error = None, exc
 
 
 class _SocketTransport:
@@ -151,6 +181,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._out = b""
         self._timer = trio.CancelScope()  # its deadline is the core's next timer
         self._io = trio.CancelScope()
+        self._idle: list[trio.lowlevel.Task] = []  # app tasks waiting for the next stream
 
     async def run(self, peer: Any, local: Any, tls_object: TLSObject | None) -> None:
         async with trio.open_nursery() as apps:
@@ -161,6 +192,8 @@ class _Connection(shared.DriverConnection[trio.Event]):
                     io.start_soon(self._write)
                     self.open(peer, local, tls_object)
                     await self._keep_time()
+            while self._idle:  # let them go: no stream will start again
+                trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(None))
 
     def flush(self) -> None:
         """Act on everything the core queued: events, output, reading, the timer."""
@@ -193,7 +226,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self._timer.deadline = deadline
 
     async def _read(self) -> None:
-        conn, transport = self.conn, self._transport
+        conn, transport, now = self.conn, self._transport, self.loop.time
         full = True  # the last read filled the buffer: more may be there at once
         while True:
             if not conn.wants_read:
@@ -206,7 +239,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
                 data = await transport.receive(wait=not full)
             except _GONE:
                 data = b""  # reset by the peer, or a broken TLS stream: as good as gone
-            conn.receive_data(data, trio.current_time())
+            conn.receive_data(data, now())
             self.flush()
             if not data:
                 return
@@ -244,15 +277,34 @@ class _Connection(shared.DriverConnection[trio.Event]):
             with self._timer:
                 await trio.sleep_forever()
             self._timer = trio.CancelScope()
-            conn.handle_timer(trio.current_time())
+            conn.handle_timer(self.loop.time())
             self.flush()
 
     def abort(self) -> None:
         self._io.cancel()
 
-    def start_app(self, sid: int, stream: _Stream, scope: dict[str, Any]) -> None:
-        # A fixed name: trio would otherwise format one for every request.
-        self._apps.start_soon(self.run_app, sid, stream, scope, name="asgi-app")
+    def start_app(self, sid: int, stream: _Stream, scope: dict[str, Any], context: Context) -> None:
+        job = (context, self.run_app(sid, stream, scope))
+        if self._idle:
+            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(job))
+        else:
+            self._apps.start_soon(self._work, job, name="asgi-app")
+
+    async def _work(self, job: _Job | None) -> None:
+        """An app task that, once its app returns, waits on this connection for the next one:
+        spawning a trio task per request would cost as much as the rest of the driver."""
+        task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._idle.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while job is not None:
+            await _run_in(*job)
+            if self._io.cancel_called:
+                return  # the transport is closed: no stream will start
+            self._idle.append(task)
+            job = await trio.lowlevel.wait_task_rescheduled(abort)
 
 
 class _Lifespan(shared.LifespanRunner[trio.Event]):

@@ -11,6 +11,7 @@ get wrong: routing, waking, one writer at a time, backpressure, timers, TLS, lif
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import importlib
 import json
@@ -322,6 +323,35 @@ def test_pipelined_requests_answered_in_order(driver: Driver) -> None:
             assert [body for _, body in responses] == [b"/slow", b"/a", b"/b"]
             assert await client.read_all() == b""  # closed after the last, as asked
             await client.close()
+
+    driver.run(main)
+
+
+REQUEST_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="-")
+
+
+def test_each_request_runs_in_its_own_context(driver: Driver) -> None:
+    """A context variable an app sets is never seen by a later request, whether the next one
+    comes on a new connection, after keep-alive, or pipelined behind it."""
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(REQUEST_VAR.get())
+        REQUEST_VAR.set(scope["path"])
+        await anyio.sleep(0.01)
+        await respond(send, REQUEST_VAR.get().encode())
+
+    async def main() -> None:
+        async with driver.serving(app, lifespan="off") as server:
+            client = await Client.connect(server, get("/a") + get("/b") + get("/c"))
+            assert [body for _, body in await client.responses(3)] == [b"/a", b"/b", b"/c"]
+            await client.write(get("/d"))
+            assert [body for _, body in await client.responses(1)] == [b"/d"]
+            await client.close()
+            async with httpx.AsyncClient() as http:
+                for path in ("/e", "/f"):
+                    assert (await http.get(url(server, path))).text == path
+        assert seen == ["-"] * 6
 
     driver.run(main)
 
