@@ -1,25 +1,19 @@
-"""The trio driver: streams, tasks and a clock around the sans-IO core.
+"""The trio driver: sockets, tasks and a clock around the sans-IO core.
 
-It makes no protocol decision.  Each accepted stream gets a connection task that runs three
-loops and the app tasks:
+It makes no protocol decision.  Each connection task runs a reader (``receive_data()``, paused
+while the core does not ``wants_read``), a writer, and the connection's one timer: a cancel scope
+whose deadline ``flush()`` lowers to ``get_timer()``, then ``handle_timer(now)``.  App tasks live
+in the connection's nursery, outside those three, so they may outlive the transport; an idle one
+waits for the connection's next stream, as spawning a task per request would cost as much as the
+rest of the driver.  Plain sockets are read and written directly (a read or write that can happen
+at once then costs no trip through trio's scheduler); TLS goes through ``trio.SSLStream``.
 
-* the reader: ``receive_some()`` -> ``receive_data()``, paused while the core's ``wants_read``
-  is False;
-* the writer, the only task that calls ``send_all()``, so two writes never overlap however
-  many tasks produce output.  The writer role works as a lock around ``send_all()``: whoever
-  calls the core then ``flush()``es, which routes the core's events and, only if no write is in
-  flight, takes the role with ``data_to_send()`` and hands the bytes to the writer task; while
-  a write is in flight, the writer task itself drains the core when it completes.  So bytes
-  leave in the order the core queued them, the writer wakes only when there is something to
-  write, and the app's ``send()`` waits while more than ``Config.output_high_water`` is in
-  flight or output is queued behind a write in flight;
-* the timer: the connection task sleeps in a cancel scope whose deadline is ``get_timer()``
-  (lowered in place by ``flush()``) and then calls ``handle_timer(now)``.
-
-App tasks live in the connection's nursery, outside the scope of the three loops, so they may
-finish after the transport is closed (their ``send()`` then raises ``ClientDisconnected``).  What
-is not about trio (routing, the app's ``receive``/``send``, lifespan, the shutdown order) lives in
-``_serving`` and is shared with the asyncio driver.
+One writer at a time: ``flush()`` (after every core call) drains ``data_to_send()`` only when no
+write is in flight, writes what the socket takes at once and hands the rest to the writer task,
+which drains the core again after each write until it is empty.  So bytes leave in the order the
+core queued them, and the app's ``send()`` waits while more than ``Config.output_high_water`` is
+in flight or output is queued behind a write.  The rest (routing, ``receive``/``send``, lifespan,
+the shutdown order) is ``_serving``'s, shared with the asyncio driver.
 
 Start it with ``await serve(app)``, or, to learn the bound port and stop it from code::
 
@@ -109,8 +103,7 @@ async def _run_in(context: Context, coro: Coroutine[Any, Any, None]) -> None:
 
 
 class _SocketTransport:
-    """A plain (TCP or unix) socket, used directly: a read or write the socket can do at once
-    costs no trip through trio's scheduler, and ``flush()`` can write without a task switch."""
+    """A plain (TCP or unix) socket, used directly."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -131,8 +124,8 @@ class _SocketTransport:
                 await trio.lowlevel.wait_writable(self._sock)
 
     async def receive(self, wait: bool) -> bytes:
-        """The next bytes; with ``wait``, wait for readability first, which saves a ``recv()``
-        that would find nothing (after a short read the client usually waits for us)."""
+        """The next bytes; ``wait`` first after a short read, when the peer usually waits for
+        us (it saves a ``recv()`` that would find nothing)."""
         if wait:
             await trio.lowlevel.wait_readable(self._sock)
         while True:
@@ -201,9 +194,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         events = conn.pop_events()
         if events and self.route(events):
             self._closing = True
-        if self._writing:
-            # The writer task takes what the core queued once its write completes; until
-            # then hold the apps' send(), so the core never holds more than a message per stream.
+        if self._writing:  # hold send() until the writer has taken what the core queued
             self.output_blocked = True
         else:
             data = conn.data_to_send()
@@ -219,9 +210,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         if self._resume is not None and conn.wants_read:
             self._resume.set()
             self._resume = None
-        # One timer: a later deadline is found when the current one fires, so a keep-alive
-        # request costs no re-arming.
-        deadline = conn.get_timer()
+        deadline = conn.get_timer()  # a later one is found when this one fires
         if deadline is not None and deadline < self._timer.deadline:
             self._timer.deadline = deadline
 
@@ -246,8 +235,8 @@ class _Connection(shared.DriverConnection[trio.Event]):
             full = len(data) == _READ_SIZE
 
     async def _write(self) -> None:
-        """The only task that waits to write.  It holds the writer role from ``flush()`` until
-        the core has nothing more to send, draining ``data_to_send()`` after each write."""
+        """The only task that waits to write: it has the role from ``flush()`` until the core
+        has nothing more to send."""
         conn, transport = self.conn, self._transport
         try:
             while True:
@@ -291,8 +280,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self._apps.start_soon(self._work, job, name="asgi-app")
 
     async def _work(self, job: _Job | None) -> None:
-        """An app task that, once its app returns, waits on this connection for the next one:
-        spawning a trio task per request would cost as much as the rest of the driver."""
+        """An app task: run the app, then wait for this connection's next stream."""
         task = trio.lowlevel.current_task()
 
         def abort(_: Any) -> trio.lowlevel.Abort:
@@ -341,39 +329,29 @@ class Server(shared.ServerBase[trio.Event]):
         self._handlers.cancel()  # every connection's transport and apps
 
     async def serve_until(
-        self,
-        watch_trigger: TriggerWatch | None,
-        ready: Callable[[Any], object] | None,
+        self, watch_trigger: TriggerWatch | None, ready: Callable[[Any], object] | None
     ) -> None:
         failure: Exception | None = None
-        async with trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:  # signals, trigger, lifespan app, accepting
             try:
-                await self._serve(nursery, watch_trigger, ready)
+                lifespan = None if self.lifespan_mode == "off" else _Lifespan(self, nursery)
+                async with self.running(lifespan) as sock:
+                    if watch_trigger is None:
+                        await nursery.start(self._watch_signals)
+                    else:
+                        nursery.start_soon(watch_trigger)
+                    with self._handlers:
+                        async with trio.open_nursery() as handlers:
+                            accepting = trio.CancelScope()
+                            nursery.start_soon(self._accept, sock, handlers, accepting)
+                            await self.accept_until_stopped(ready)
+                            accepting.cancel()
+                            await self.drain()
             except Exception as error:  # raised below, not wrapped in an ExceptionGroup
                 failure = error
-            nursery.cancel_scope.cancel()  # the signal watcher, the trigger, the lifespan app
+            nursery.cancel_scope.cancel()
         if failure is not None:
             raise failure
-
-    async def _serve(
-        self,
-        nursery: trio.Nursery,
-        watch_trigger: TriggerWatch | None,
-        ready: Callable[[Any], object] | None,
-    ) -> None:
-        lifespan = None if self.lifespan_mode == "off" else _Lifespan(self, nursery)
-        async with self.running(lifespan) as sock:
-            if watch_trigger is None:
-                await nursery.start(self._watch_signals)
-            else:
-                nursery.start_soon(watch_trigger)
-            with self._handlers:
-                async with trio.open_nursery() as handlers:
-                    accepting = trio.CancelScope()
-                    nursery.start_soon(self._accept, sock, handlers, accepting)
-                    await self.accept_until_stopped(ready)
-                    accepting.cancel()
-                    await self.drain()
 
     async def _accept(
         self, sock: socket.socket, handlers: trio.Nursery, scope: trio.CancelScope

@@ -356,6 +356,35 @@ def test_each_request_runs_in_its_own_context(driver: Driver) -> None:
     driver.run(main)
 
 
+def test_apps_use_task_groups_timeouts_and_cancellation(driver: Driver) -> None:
+    """What an app does inside its task (a task group, a timeout, a cancelled child) works
+    the same for every request, and the task is not left cancelled for the next one."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        steps = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.sleep, 0.01)
+            tg.start_soon(anyio.sleep_forever)
+            await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+        steps.append("group")
+        with anyio.move_on_after(0.01) as scope_:
+            await anyio.sleep_forever()
+        steps.append("timeout" if scope_.cancelled_caught else "?")
+        await anyio.sleep(0)
+        await respond(send, " ".join(steps).encode())
+
+    async def main() -> None:
+        async with driver.serving(app, lifespan="off") as server:
+            client = await Client.connect(server, get("/") + get("/"))
+            assert [b for _, b in await client.responses(2)] == [b"group timeout"] * 2
+            await client.write(get("/"))
+            assert [b for _, b in await client.responses(1)] == [b"group timeout"]
+            await client.close()
+
+    driver.run(main)
+
+
 def test_pipelined_request_after_an_app_error_with_large_answers(driver: Driver) -> None:
     """One writer at a time: the 500 queued by a failed app, a large response written while the
     client does not read, and the answers around them all come out whole and in order."""
