@@ -1,19 +1,27 @@
-"""WebSockets through the asyncio driver over loopback, with the ``websockets`` client library.
+"""WebSockets through both drivers over loopback, with the ``websockets`` client library.
 
 The core's frame handling is tested with bytes elsewhere; here an independent client checks the
 whole path: handshake, text, binary, fragments, size, permessage-deflate, subprotocols, denials,
 close codes both ways, a lost transport, and shutdown.  Each test runs its own event loop under
 a hard time bound and binds port 0.
+
+Every test runs twice (the autouse ``driver`` fixture): the test body and its clients always on
+asyncio, the server on the asyncio driver in the same loop, or on the trio driver in a trio
+guest run hosted by that loop (``trio.lowlevel.start_guest_run``): trio's own scheduler and
+I/O, on the same thread, so the apps below and the test body share plain state and the apps
+sleep with anyio, which works on either loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import anyio
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
@@ -23,7 +31,6 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from asgi_sansio import Config
 from asgi_sansio._demo import app as demo_app
-from asgi_sansio.asyncio import Server
 
 pytestmark = pytest.mark.network
 
@@ -45,30 +52,86 @@ def run(coro: Awaitable[None]) -> None:
     asyncio.run(bounded())
 
 
+_DRIVER = ["asyncio"]  # the driver of the running test, set by the ``driver`` fixture
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "trio"])
+def driver(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "trio":
+        pytest.importorskip("trio")
+    _DRIVER[0] = request.param
+    yield request.param
+    _DRIVER[0] = "asyncio"
+
+
+class Running:
+    """A server serving beside the test body: an asyncio task, or a trio guest run."""
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("port", 0)
+        kwargs.setdefault("lifespan", "off")
+        module = importlib.import_module(f"asgi_sansio.{_DRIVER[0]}")
+        self.server: Any = module.Server(app, **kwargs)
+
+    async def start(self) -> Any:
+        """Start serving and return the server once it accepts; raise what failed."""
+        loop = asyncio.get_running_loop()
+        up: asyncio.Future[None] = loop.create_future()
+        self._done: asyncio.Future[Callable[[], object]] = loop.create_future()
+
+        def ready(_: object) -> None:
+            if not up.done():
+                up.set_result(None)
+
+        if _DRIVER[0] == "asyncio":
+            self._shutdown = self.server.shutdown
+            task = loop.create_task(
+                self.server.serve(shutdown_trigger=asyncio.Event().wait, ready=ready)
+            )
+            task.add_done_callback(lambda t: self._done.set_result(t.result))
+        else:
+            import trio
+
+            async def serve() -> None:
+                token = trio.lowlevel.current_trio_token()
+                self._shutdown = lambda: token.run_sync_soon(self.server.shutdown)
+                await self.server.serve(shutdown_trigger=trio.Event().wait, ready=ready)
+
+            trio.lowlevel.start_guest_run(
+                serve, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+                done_callback=lambda outcome: self._done.set_result(outcome.unwrap),
+                host_uses_signal_set_wakeup_fd=True,
+            )
+        await asyncio.wait({up, self._done}, return_when=asyncio.FIRST_COMPLETED)
+        if self._done.done():
+            self._done.result()()  # raises what made it fail
+        return self.server
+
+    def shutdown(self) -> None:
+        self._shutdown()
+
+    async def wait(self, timeout: float = 5) -> None:
+        """Wait for ``serve()`` to return; raise what it raised."""
+        (await asyncio.wait_for(asyncio.shield(self._done), timeout))()
+
+
 @contextlib.asynccontextmanager
-async def serving(app: Any, **kwargs: Any) -> AsyncIterator[Server]:
+async def serving(app: Any, **kwargs: Any) -> AsyncIterator[Any]:
     """A started server on 127.0.0.1:0, shut down gracefully on exit."""
-    kwargs.setdefault("port", 0)
-    kwargs.setdefault("lifespan", "off")
-    server = Server(app, **kwargs)
-    task = asyncio.create_task(server.serve(shutdown_trigger=asyncio.Event().wait))
-    started = asyncio.create_task(server.wait_started())
-    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        started.cancel()
-        await task  # raises what made it fail
+    running = Running(app, **kwargs)
+    server = await running.start()
     try:
         yield server
     finally:
-        server.shutdown()
-        await asyncio.wait_for(task, 5)
+        running.shutdown()
+        await running.wait()
 
 
-def ws_url(server: Server, path: str = "/") -> str:
+def ws_url(server: Any, path: str = "/") -> str:
     return f"ws://127.0.0.1:{server.port}{path}"
 
 
-def client(server: Server, path: str = "/", **kwargs: Any) -> connect:
+def client(server: Any, path: str = "/", **kwargs: Any) -> connect:
     """A ``websockets`` client connection (an async context manager), never via a proxy."""
     kwargs.setdefault("proxy", None)
     kwargs.setdefault("open_timeout", 5)
@@ -399,17 +462,16 @@ def test_server_shutdown_closes_with_1001() -> None:
     seen: list[Message] = []
 
     async def main() -> None:
-        server = Server(echo_app(seen), port=0, lifespan="off")
-        task = asyncio.create_task(server.serve(shutdown_trigger=asyncio.Event().wait))
-        await server.wait_started()
+        running = Running(echo_app(seen))
+        server = await running.start()
         async with client(server) as ws:
             await ws.send("hi")
             assert await ws.recv() == "hi"
-            server.shutdown()
+            running.shutdown()
             with pytest.raises(ConnectionClosedOK) as info:
                 await ws.recv()
             assert info.value.rcvd is not None and info.value.rcvd.code == 1001
-        await asyncio.wait_for(task, 5)
+        await running.wait()
         assert seen[-1]["type"] == "websocket.disconnect"
         assert seen[-1]["code"] == 1001
 
@@ -594,7 +656,7 @@ def test_a_slow_app_gets_a_flood_intact_and_in_order() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        await asyncio.sleep(0.5)  # the flood piles up meanwhile
+        await anyio.sleep(0.5)  # the flood piles up meanwhile
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -650,28 +712,27 @@ def test_a_client_that_does_not_read_holds_the_apps_send() -> None:
 def test_a_socket_accepted_during_shutdown_is_closed_with_1001() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
-        await asyncio.sleep(0.3)  # still deciding when the server begins to shut down
+        await anyio.sleep(0.3)  # still deciding when the server begins to shut down
         await send({"type": "websocket.accept"})
         while (await receive())["type"] != "websocket.disconnect":
             pass
 
     async def main() -> None:
-        server = Server(app, port=0, lifespan="off", config=Config(shutdown_timeout=3.0))
-        task = asyncio.create_task(server.serve(shutdown_trigger=asyncio.Event().wait))
-        await server.wait_started()
+        running = Running(app, config=Config(shutdown_timeout=3.0))
+        server = await running.start()
 
         async def opening() -> ClientConnection:
             return await client(server)
 
         connecting = asyncio.create_task(opening())
         await asyncio.sleep(0.1)
-        server.shutdown()
+        running.shutdown()
         ws = await connecting
         started = asyncio.get_running_loop().time()
         with pytest.raises(ConnectionClosed) as info:
             await ws.recv()
         assert asyncio.get_running_loop().time() - started < 1.0
         assert info.value.rcvd is not None and info.value.rcvd.code == 1001
-        await asyncio.wait_for(task, 5)
+        await running.wait()
 
     run(main())
