@@ -49,7 +49,8 @@ class _AsyncioLoop(Loop[Waiter]):
         self.time = self._loop.time
 
     def waiter(self) -> Waiter:
-        return self._loop.create_future()
+        # The running loop, not the bound one: wait_started() may run before serve() binds.
+        return asyncio.get_running_loop().create_future()
 
     async def wait(self, waiter: Waiter) -> None:
         await waiter
