@@ -3,8 +3,8 @@
 The drivers (``asyncio.py``, ``trio.py``) differ only in how they wait, spawn tasks and move
 bytes.  Everything else lives here once, so both behave the same:
 
-* ``Loop``: the five event-loop operations the shared code needs (a clock, one-shot waiters, a
-  deadline); each driver implements it in a few lines.
+* ``Loop``: the few event-loop operations the shared code needs (a clock, one-shot waiters, a
+  deadline); each driver implements them in a few lines.
 * ``DriverConnection``: one transport connection's ``ServerConnection``, the routing of its
   events to app tasks, and the app's ``receive``/``send`` (with write backpressure and the access
   log).  A driver subclasses it and adds reading, writing and the timer.
