@@ -230,6 +230,45 @@ def test_httpx_response_larger_than_the_window() -> None:
     run(main())
 
 
+@pytest.mark.xfail(strict=True, reason="core bug: the app returning while its final body still "
+                   "waits for the client's window resets the stream (INTERNAL_ERROR)")
+def test_slow_reader_gets_the_whole_response_after_the_app_returned() -> None:
+    # HTTP-TX-07: send() returning means the data is the server's to deliver
+    from tests.helpers import H2Client
+
+    size = 200_000
+    returned = asyncio.Event()
+
+    async def one_big_send(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": big_payload(size)})
+        returned.set()
+
+    async def main() -> None:
+        async with serving(one_big_send) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            client = H2Client(auto_ack=False)  # a slow reader: it opens the window late
+            sid = client.request()
+            writer.write(client.data())
+            while not client.reply(sid).ended and client.reply(sid).reset is None:
+                data = await asyncio.wait_for(reader.read(65536), 5)
+                assert data, "the server closed the connection"
+                client.feed(data)
+                if client.unacked.get(sid) and not returned.is_set():
+                    await asyncio.sleep(0.1)  # let the server sit on a full window
+                    client.ack(sid)
+                elif client.unacked.get(sid):
+                    await asyncio.sleep(0.1)  # the app is gone: still the whole body
+                    client.ack(sid)
+                writer.write(client.data())
+            assert returned.is_set()
+            reply = client.reply(sid)
+            assert reply.reset is None and reply.body == big_payload(size)
+            writer.close()
+
+    run(main())
+
+
 # -- curl ------------------------------------------------------------------------------------------
 
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
