@@ -678,6 +678,22 @@ def test_lifespan_unsupported_is_fatal_only_when_on(driver: Driver) -> None:
     driver.run(main)
 
 
+def test_lifespan_startup_timeout(driver: Driver, caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await anyio.sleep_forever()  # never answers startup
+
+    async def main() -> None:
+        start = anyio.current_time()
+        with pytest.raises(LifespanStartupError, match="timed out"):
+            await driver.serve(app, port=0, lifespan="on", lifespan_timeout=0.2,
+                               shutdown_trigger=anyio.Event().wait)
+        assert anyio.current_time() - start < 2  # the app blocked in receive() is not awaited
+
+    driver.run(main)
+    assert "lifespan startup timed out after 0.2 s" in caplog.text
+
+
 def test_lifespan_shutdown_runs_even_if_binding_fails(driver: Driver) -> None:
     log: list[str] = []
 
@@ -981,6 +997,36 @@ def test_http2_many_streams_writing_at_once(driver: Driver) -> None:
             assert reply.http_version == "HTTP/2"
             assert reply.content == piece * 16 + hashlib.sha256(b"%d" % i * 40000).digest()
         assert len(results) == 20
+
+    driver.run(main)
+
+
+def test_slow_reader_over_tls_holds_the_apps_send(driver: Driver, tls: dict[str, Any]) -> None:
+    """Over TLS every write goes through the writer task: the same backpressure holds."""
+    chunk = b"y" * 256 * 1024
+    sent: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"%d" % (len(chunk) * 100))]})
+        for _ in range(100):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent.append(1)
+
+    async def main() -> None:
+        async with driver.serving(app, ssl=tls["server"], lifespan="off") as server:
+            tcp = await anyio.connect_tcp("127.0.0.1", server.port)
+            stream = await TLSStream.wrap(tcp, hostname="localhost",
+                                          ssl_context=tls["client"], standard_compatible=False)
+            await stream.send(get("/", "Connection: close"))
+            await anyio.sleep(0.4)  # read nothing: the app's send() must be held
+            assert len(sent) < 50, f"{len(sent)} sends of 256 KiB went through"
+            received = 0
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    received += len(await stream.receive())
+            assert received > len(chunk) * 100 and len(sent) == 100
+            await stream.aclose()
 
     driver.run(main)
 
