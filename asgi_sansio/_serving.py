@@ -711,11 +711,13 @@ class ServerBase(Generic[W]):
             self.addresses = [sock.getsockname()]
             yield sock
         finally:
-            if lifespan is not None:
-                await lifespan.shutdown()
-            if uds is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(uds)
+            try:
+                if lifespan is not None:
+                    await lifespan.shutdown()
+            finally:  # also when serve() itself is cancelled
+                if uds is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(uds)
 
     async def accept_until_stopped(self, ready: Callable[[Any], object] | None) -> None:
         """Mark the server started, call ``ready(self)``, and wait for ``shutdown()``."""
