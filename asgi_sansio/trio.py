@@ -103,15 +103,15 @@ async def _run_in(context: Context, coro: Coroutine[Any, Any, None]) -> None:
 
 
 class _SocketTransport:
-    """A plain (TCP or unix) socket, used directly."""
+    """A plain (TCP or unix) socket, used directly; ``_read()`` reads it inline."""
 
     def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
+        self.sock = sock
 
     def send_now(self, data: bytes) -> int:
         """Write what the socket takes without waiting; a failure is the writer's to find."""
         try:
-            return self._sock.send(data)
+            return self.sock.send(data)
         except OSError:
             return 0
 
@@ -119,24 +119,13 @@ class _SocketTransport:
         view = memoryview(data)
         while view:
             try:
-                view = view[self._sock.send(view) :]
+                view = view[self.sock.send(view) :]
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(self._sock)
-
-    async def receive(self, wait: bool) -> bytes:
-        """The next bytes; ``wait`` first after a short read, when the peer usually waits for
-        us (it saves a ``recv()`` that would find nothing)."""
-        if wait:
-            await trio.lowlevel.wait_readable(self._sock)
-        while True:
-            try:
-                return self._sock.recv(_READ_SIZE)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self._sock)
+                await trio.lowlevel.wait_writable(self.sock)
 
     async def aclose(self) -> None:
-        trio.lowlevel.notify_closing(self._sock)  # wakes the reader with ClosedResourceError
-        self._sock.close()
+        trio.lowlevel.notify_closing(self.sock)  # wakes the reader with ClosedResourceError
+        self.sock.close()
 
 
 class _TLSTransport:
@@ -151,7 +140,7 @@ class _TLSTransport:
     async def send_all(self, data: bytes) -> None:
         await self._stream.send_all(data)
 
-    async def receive(self, wait: bool) -> bytes:
+    async def receive(self) -> bytes:
         return bytes(await self._stream.receive_some(_READ_SIZE))  # bytes already: no copy
 
     async def aclose(self) -> None:
@@ -222,10 +211,18 @@ class _Connection(shared.DriverConnection[trio.Event]):
                 self._resume = resume = trio.Event()
                 await resume.wait()
                 continue
-            if full:
-                await trio.lowlevel.checkpoint()  # but let the other tasks run first
             try:
-                data = await transport.receive(wait=not full)
+                if isinstance(transport, _TLSTransport):
+                    data = await transport.receive()
+                else:  # a plain socket is read right here, without a coroutine per read
+                    if full:
+                        await trio.lowlevel.checkpoint()  # let the other tasks run first
+                    else:  # after a short read the peer usually waits for us: wait, then recv()
+                        await trio.lowlevel.wait_readable(transport.sock)
+                    data = transport.sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                full = False
+                continue
             except _GONE:
                 data = b""  # reset by the peer, or a broken TLS stream: as good as gone
             conn.receive_data(data, now())
@@ -289,7 +286,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
 
         while job is not None:
             await _run_in(*job)
-            if self._io.cancel_called:
+            if self.lost:
                 return  # the transport is closed: no stream will start
             self._idle.append(task)
             job = await trio.lowlevel.wait_task_rescheduled(abort)
