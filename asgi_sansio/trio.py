@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import math
 import socket
 import threading
 import types
@@ -107,6 +108,7 @@ class _SocketTransport:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
 
     def send_now(self, data: bytes) -> int:
         """Write what the socket takes without waiting; a failure is the writer's to find."""
@@ -162,6 +164,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._writing = False  # the writer role is taken: the writer task writes _out
         self._out = b""
         self._timer = trio.CancelScope()  # its deadline is the core's next timer
+        self._timer_at = math.inf  # that deadline, without reading the scope's property
         self._io = trio.CancelScope()
         self._idle: list[trio.lowlevel.Task] = []  # app tasks waiting for the next stream
 
@@ -200,8 +203,8 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self._resume.set()
             self._resume = None
         deadline = conn.get_timer()  # a later one is found when this one fires
-        if deadline is not None and deadline < self._timer.deadline:
-            self._timer.deadline = deadline
+        if deadline is not None and deadline < self._timer_at:
+            self._timer_at = self._timer.deadline = deadline
 
     async def _read(self) -> None:
         conn, transport, now = self.conn, self._transport, self.loop.time
@@ -218,7 +221,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
                     if full:
                         await trio.lowlevel.checkpoint()  # let the other tasks run first
                     else:  # after a short read the peer usually waits for us: wait, then recv()
-                        await trio.lowlevel.wait_readable(transport.sock)
+                        await trio.lowlevel.wait_readable(transport.fd)
                     data = transport.sock.recv(_READ_SIZE)
             except BlockingIOError:
                 full = False
@@ -262,7 +265,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         while True:
             with self._timer:
                 await trio.sleep_forever()
-            self._timer = trio.CancelScope()
+            self._timer, self._timer_at = trio.CancelScope(), math.inf
             conn.handle_timer(self.loop.time())
             self.flush()
 
