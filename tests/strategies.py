@@ -69,6 +69,7 @@ class Req:
     expect_continue: bool
     closes: bool  # the connection must end after this exchange (SRV-08)
     wire: bytes
+    te_trailers: bool = False  # "TE: trailers" was sent (EXT-TRAILERS-03)
 
     @property
     def raw_path(self) -> bytes:
@@ -218,6 +219,11 @@ def requests(
         lines.append((b"Connection", draw(st.sampled_from([b"close", b"Close", b"foo, close"]))))
         closes = True
 
+    te_trailers = draw(st.integers(0, 4)) == 0
+    if te_trailers:
+        value = draw(st.sampled_from([b"trailers", b"trailers, deflate", b"gzip, Trailers"]))
+        lines.append((_random_case(draw, "te").encode(), value))
+
     lines = draw(st.permutations(lines))
     # Bare LF line ends (RFC 9112 2.2 lets a recipient accept them; h11 does).
     eol = b"\n" if draw(st.integers(0, 7)) == 0 else b"\r\n"
@@ -227,7 +233,8 @@ def requests(
     head += eol
     wire = head + (_chunked(draw, body) if framing == "chunked" else body)
     headers = tuple((name.lower(), value) for name, value in lines)
-    return Req(method, version, target, headers, body, framing, expect_continue, closes, wire)
+    return Req(method, version, target, headers, body, framing, expect_continue, closes, wire,
+               te_trailers)
 
 
 @st.composite

@@ -15,13 +15,13 @@ from typing import Any
 
 import h11
 import pytest
+from hypothesis import event as hypothesis_event
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
 )
 
@@ -363,7 +363,9 @@ def check_round_trip(reqs: list[Req], resps: list[Resp], run: Run) -> None:
         # HTTP-RX-02/05: request messages, the last with more_body=False, nothing else.
         assert app.received and set(app.received) == {"http.request"}
         exts = app.scope["extensions"]
-        assert "http.response.trailers" not in exts  # EXT-TRAILERS-03: no TE: trailers sent
+        # EXT-TRAILERS-03/04: offered only when asked for, and never to HTTP/1.0.
+        assert ("http.response.trailers" in exts) == (req.te_trailers and req.version == "1.1")
+        assert "http.response.early_hint" in exts
 
     replies = parse_responses(run.out, [r.method for r in answered], eof=run.conn.closed)
     assert len(replies) == len(answered)
@@ -675,6 +677,9 @@ class StreamModel:
     outcome: str = "app"  # what the wire should carry: "app", "500" or "abort"
     close_expected: bool = False  # the head must say connection: close
     bad: bool = False  # the invalid request at the end (a good head, a bad body)
+    trailers: bool = False  # the app said trailers=True
+    sent_trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    hints: int = 0  # early hints that must be on the wire as 103s
 
 
 class ResponseDecoder:
@@ -742,6 +747,7 @@ class ResponseDecoder:
             elif isinstance(event, h11.Data):
                 self.replies[-1]["body"] += bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
+                self.replies[-1]["trailers"] = [(n.lower(), v) for n, v in event.headers]
                 self.complete = len(self.replies)
                 if self._client.their_state is not h11.DONE:
                     self.closed_framing = True
@@ -763,6 +769,12 @@ class HTTP11Machine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.connections = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh connection and model (the machine goes through several per run: once one
+        is closed and its apps are done, the next step connects again)."""
         self.conn = new_conn(keep_alive_timeout=5.0, head_timeout=20.0, shutdown_timeout=10.0)
         self.now = 0.0
         self.reqs: list[Req] = []
@@ -780,7 +792,8 @@ class HTTP11Machine(RuleBasedStateMachine):
     def _method_for(self, index: int) -> str:
         # An error answer to a request the app never saw (a 408 for a half-sent head) cannot
         # know its method, so it is decoded as the answer to a GET.
-        return self.reqs[index].method if index + 1 in self.streams else "GET"
+        model = self.streams.get(index + 1)
+        return model.req.method if model is not None else "GET"
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -825,32 +838,74 @@ class HTTP11Machine(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------------
 
-    @initialize(reqs=pipelines(max_size=4, max_body=700), data=st.data())
-    def start(self, reqs: list[Req], data: st.DataObject) -> None:
-        self.reqs = reqs
-        self.wire, self.ends = data.draw(pipeline_layout(reqs))
+    @initialize(data=st.data())
+    def start(self, data: st.DataObject) -> None:
+        self._connect(data)
+
+    def _connect(self, data: st.DataObject) -> None:
+        self.connections += 1
+        note(f"-- connection {self.connections}")
+        self.reqs = data.draw(pipelines(max_size=4, max_body=700), label="requests")
+        self.wire, self.ends = data.draw(pipeline_layout(self.reqs), label="wire")
         if data.draw(st.integers(0, 3), label="then a bad request?") == 0:
             self.bad = data.draw(bad_requests(), label="bad request")
             self.wire += self.bad.wire
 
-    @precondition(lambda self: self.fed < len(self.wire) and not self.eof and self.conn.wants_read)
-    @rule(size=st.integers(1, MAX_READ))
-    def client_sends(self, size: int) -> None:
+    # Every step is one of these actions, drawn with these weights from those that apply.
+    # (One rule rather than seven: hypothesis' swarm testing switches whole rules off per run,
+    # and a run without "client sends" or "app sends" tests little.  Hypothesis favours the
+    # ends of the list, so both are progress; shrinking moves toward the first.)
+    ACTIONS = (
+        ("client_sends", 6), ("app_receives", 4), ("time_passes", 2), ("client_eof", 1),
+        ("shutdown", 1), ("app_finishes", 2), ("app_sends", 6),
+    )
+
+    def _applies(self, action: str) -> bool:
+        if action == "client_sends":
+            return self.fed < len(self.wire) and not self.eof and self.conn.wants_read
+        if action == "client_eof":
+            return not self.eof
+        if action.startswith("app_"):
+            return bool(self.live())
+        return True
+
+    @rule(data=st.data())
+    def act(self, data: st.DataObject) -> None:
+        if self.conn.closed and not self.live():
+            # This connection is over: check its end, then the client connects again.
+            self.teardown()
+            self._reset()
+            self._connect(data)
+            return
+        options = [name for name, weight in self.ACTIONS if self._applies(name)
+                   for _ in range(weight)]
+        action = data.draw(st.sampled_from(options), label="action")
+        getattr(self, action)(data)
+
+    def client_sends(self, data: st.DataObject) -> None:
+        size = data.draw(st.integers(1, MAX_READ), label="bytes")
         chunk = self.wire[self.fed:self.fed + size]
         self.fed += len(chunk)
         self.conn.receive_data(chunk, self.now)
         self.pump()
 
-    @precondition(lambda self: not self.eof)
-    @rule()
-    def client_eof(self) -> None:
+    def _rarely(self, data: st.DataObject) -> bool:
+        """One time in seven (a middle value: hypothesis favours the ends of a range)."""
+        return data.draw(st.integers(0, 6), label="rarely") == 3
+
+    def client_eof(self, data: st.DataObject) -> None:
+        if not self._rarely(data):
+            return  # (an ending move: rarer still, or few runs get far)
         self.eof = True
         self.conn.receive_data(b"", self.now)
         self.pump()
         assert self.conn.closed  # a half-close is the client leaving
 
-    @rule(dt=st.sampled_from([0.5, 1.0, 4.0, 6.0, 11.0, 25.0]))
-    def time_passes(self, dt: float) -> None:
+    def time_passes(self, data: st.DataObject) -> None:
+        # Mostly a little time; rarely enough for the idle (5 s), head (20 s) or shutdown
+        # (10 s) deadlines.
+        long = [4.0, 6.0, 11.0, 25.0] if self._rarely(data) else [0.1, 0.5, 1.0]
+        dt = data.draw(st.sampled_from(long), label="dt")
         self.now += dt
         newest = self.streams[max(self.streams)] if self.streams else None
         in_flight = newest is not None and newest.resp != "done" and not self.conn.closed
@@ -870,15 +925,14 @@ class HTTP11Machine(RuleBasedStateMachine):
         # "Fire every deadline at or before now": nothing due is left behind.
         assert timer is None or timer > self.now, (timer, self.now)
 
-    @rule()
-    def shutdown(self) -> None:
+    def shutdown(self, data: st.DataObject) -> None:
+        if not self._rarely(data):
+            return
         if self.shutdown_at is None and not self.conn.closed:
             self.shutdown_at = self.now
         self.conn.shutdown(self.now)
         self.pump()
 
-    @precondition(lambda self: bool(self.live()))
-    @rule(data=st.data())
     def app_receives(self, data: st.DataObject) -> None:
         sid = data.draw(st.sampled_from(self.live()), label="receive on")
         model = self.streams[sid]
@@ -912,8 +966,6 @@ class HTTP11Machine(RuleBasedStateMachine):
             assert model.ended, "a disconnect only once the stream is over"
             model.got_disconnect = True
 
-    @precondition(lambda self: bool(self.live()))
-    @rule(data=st.data())
     def app_sends(self, data: st.DataObject) -> None:
         sid = data.draw(st.sampled_from(self.live()), label="send on")
         model = self.streams[sid]
@@ -939,6 +991,7 @@ class HTTP11Machine(RuleBasedStateMachine):
         self.pump()
         assert not closed_before, "a send after close must raise ClientDisconnected"
         assert valid, f"invalid message accepted: {message!r}"
+        hypothesis_event(f"accepted {message['type']}")
         self._accepted(model, message)
 
     def _failed(self, model: StreamModel, resp_before: str, message: Any = None) -> None:
@@ -967,8 +1020,19 @@ class HTTP11Machine(RuleBasedStateMachine):
         model.resp = "done"
 
     def _accepted(self, model: StreamModel, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.early_hint":
+            if model.req.version == "1.1":
+                model.hints += 1  # EXT-HINT-02: a 103, never to HTTP/1.0
+            return
+        if message["type"] == "http.response.trailers":
+            model.sent_trailers += message["headers"]
+            if not message.get("more_trailers", False):
+                model.resp = "done"
+                assert model.ended, "the last trailers end the stream"
+            return
         if message["type"] == "http.response.start":
             model.resp = "head"
+            model.trailers = message.get("trailers", False)
             model.status = message["status"]
             headers = message.get("headers") or []
             lengths = [v for n, v in headers if n.lower() == b"content-length"]
@@ -985,14 +1049,19 @@ class HTTP11Machine(RuleBasedStateMachine):
             model.sent += len(body)
             model.sent_body += body
         if not message.get("more_body", False):
+            if model.trailers:
+                model.resp = "trailers"  # HTTP-TX-09: wait for http.response.trailers
+                assert not model.ended
+                return
             model.resp = "done"
             assert model.ended, "a complete response ends the stream"
 
-    @precondition(lambda self: bool(self.live()))
-    @rule(data=st.data(), raised=st.booleans())
-    def app_finishes(self, data: st.DataObject, raised: bool) -> None:
+    def app_finishes(self, data: st.DataObject) -> None:
         sid = data.draw(st.sampled_from(self.live()), label="finish")
+        raised = data.draw(st.booleans(), label="raised")
         model = self.streams[sid]
+        if model.resp != "done" and not self._rarely(data):
+            return
         closed_before = self.conn.closed
         exc = RuntimeError("app crashed") if raised else None
         self.conn.app_finished(sid, self.now, exc)
@@ -1034,15 +1103,18 @@ class HTTP11Machine(RuleBasedStateMachine):
                 assert (b"connection", b"close") in reply["headers"]
                 assert index == len(dec.replies) - 1
                 continue
-            assert reply["informational"] in ([], [100])  # SRV-05
-            if reply["informational"]:
-                assert model.req.expect_continue
+            infos = reply["informational"]
+            assert set(infos) <= {100, 103}
+            assert infos.count(100) <= (1 if model.req.expect_continue else 0)  # SRV-05
+            assert infos.count(103) == model.hints  # EXT-HINT-02
             if model.outcome in ("abort", "500|abort") and reply["status"] == model.status:
                 # The head, then the connection dies mid-body: the client can tell.
                 # (A close-delimited HTTP/1.0 body cannot show it was cut short, and a
                 # HEAD/204/304 answer is whole once its head is out.)
-                cannot_show = model.no_body or (
-                    model.req.version == "1.0" and model.declared is None
+                cannot_show = (
+                    model.no_body
+                    or (model.req.version == "1.0" and model.declared is None)
+                    or (model.declared is not None and model.sent == model.declared)
                 )
                 assert index == len(dec.replies) - 1 and (cannot_show or not done)
                 assert (model.sent_body + model.failed_body).startswith(reply["body"])
@@ -1057,6 +1129,9 @@ class HTTP11Machine(RuleBasedStateMachine):
             expected = model.sent_body
             if done:
                 assert reply["body"] == expected  # exact round trip
+                chunked = not model.no_body and model.declared is None
+                # EXT-TRAILERS-04: trailers go out only with chunked framing.
+                assert reply["trailers"] == (model.sent_trailers if chunked else []), reply
             else:
                 assert expected.startswith(reply["body"])
             if model.close_expected:
@@ -1094,19 +1169,41 @@ def next_message(draw: st.DrawFn, model: StreamModel) -> tuple[Any, bool]:
         ]))
         return bad, False
     if model.resp == "init":
-        if draw(st.integers(0, 9)) == 0:
+        roll = draw(st.integers(0, 9))
+        if roll == 0:
             return {"type": "http.response.body", "body": b"early"}, False  # HTTP-TX-01
+        if roll == 1:
+            # EXT-HINT-04: before start; a 103 with one link header per item.
+            links = draw(st.lists(st.sampled_from([b"</a.css>; rel=preload", b"</b.js>"]),
+                                  min_size=1, max_size=2))
+            return {"type": "http.response.early_hint", "links": links}, True
         status = draw(st.sampled_from([200, 201, 204, 304, 404, 500, 299]))
         headers: list[tuple[bytes, bytes]] = [(b"x-sid", b"%d" % model.sid)]
         if draw(st.booleans()):
             headers.append((b"content-length", b"%d" % draw(st.integers(0, 150))))
         if draw(st.integers(0, 7)) == 0:
             headers.append((b"connection", b"close"))
-        return {"type": "http.response.start", "status": status, "headers": headers}, True
+        start = {"type": "http.response.start", "status": status, "headers": headers}
+        if draw(st.integers(0, 2)) == 0:
+            start["trailers"] = True
+            # EXT-TRAILERS-05: only when the extension is in scope.
+            return start, "http.response.trailers" in model.scope["extensions"]
+        return start, True
+    if model.resp == "trailers":
+        if draw(st.integers(0, 9)) == 0:
+            return {"type": "http.response.body", "body": b"x"}, False  # EXT-TRAILERS-01
+        trailer = {"type": "http.response.trailers",
+                   "headers": [(b"x-trailer", b"%d" % len(model.sent_trailers))]}
+        if draw(st.booleans()):
+            trailer["more_trailers"] = draw(st.booleans())
+        return trailer, True
     if model.resp == "done":
         return {"type": "http.response.body", "body": b"late"}, False  # HTTP-ERR-04
-    if draw(st.integers(0, 14)) == 0:
+    roll = draw(st.integers(0, 19))
+    if roll == 0:
         return {"type": "http.response.start", "status": 200}, False  # HTTP-TX-04 / ERR-03
+    if roll == 1:
+        return {"type": "http.response.trailers", "headers": []}, False  # before the body ends
     declared = model.declared
     if declared is None or model.no_body:
         body = draw(st.binary(max_size=120))
