@@ -654,7 +654,9 @@ class HTTP2Connection:
             raise AppMisuseError(
                 msgs.START, "EXT-TRAILERS-05", "trailers=True but the extension is not in scope"
             )
-        _check_fields(msgs.START, fields[1:])
+        regular = fields[1:]
+        _check_fields(msgs.START, regular)  # may trim values in place
+        fields[1:] = regular
         if not has_date and self.config.date_header:
             fields.append((b"date", http_date(self._now + self._wall_offset)))
         if not has_server and self.config.server_header is not None:
@@ -698,6 +700,9 @@ class HTTP2Connection:
             stream.resp = Resp.TRAILERS
             self._pump(stream)
             return
+        # Complete for the app now (HTTP-ERR-04 for anything more), even if the tail still
+        # waits for the client's window: END_STREAM goes when it has left.
+        stream.resp = Resp.DONE
         stream.end_pending = True
         self._pump(stream)
 
@@ -709,6 +714,7 @@ class HTTP2Connection:
         if more:
             return
         stream.trailers_ok = True  # EXT-TRAILERS-04: an HTTP/2 HEADERS frame with END_STREAM
+        stream.resp = Resp.DONE
         stream.end_pending = True
         self._pump(stream)
 
@@ -839,7 +845,7 @@ class HTTP2Connection:
                  (b"content-length", str(len(body)).encode())],
                 end_stream=stream.is_head,
             )
-            stream.resp = Resp.BODY
+            stream.resp = Resp.DONE
             if not stream.is_head:
                 stream.out = bytearray(body)
                 stream.end_pending = True
@@ -1116,12 +1122,16 @@ def _compression_errors(decoder: Any, block: bytes) -> None:
 
 
 def _check_fields(mtype: str, fields: list[tuple[bytes, bytes]]) -> None:
-    """SRV-10 for HTTP/2: lowercase token names, no CR/LF/NUL, no edge whitespace."""
-    for name, value in fields:
+    """SRV-10 for HTTP/2: lowercase token names, no CR/LF/NUL.  Edge whitespace, which
+    RFC 9113 8.2.1 forbids but HTTP/1.1 tolerates, is trimmed rather than refused."""
+    for index, (name, value) in enumerate(fields):
         if _NAME_RE.fullmatch(name) is None:
             raise AppMisuseError(mtype, "SRV-10", f"header name {name!r} is not a token")
         if _BAD_VALUE_RE.search(value) is not None:
-            raise AppMisuseError(mtype, "SRV-10", f"header value {value!r} is not allowed")
+            trimmed = value.strip(b" \t")
+            if _BAD_VALUE_RE.search(trimmed) is not None:
+                raise AppMisuseError(mtype, "SRV-10", f"header value {value!r} is not allowed")
+            fields[index] = (name, trimmed)
 
 
 def _check_request(

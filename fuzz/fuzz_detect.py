@@ -63,7 +63,13 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
             drv.eof()
         results.append((list(drv.events), b"".join(drv.output)))
         drv.finish(0)
-    check(results[0] == results[1], "split-differs", f"{results[0]!r} != {results[1]!r}")
+    if speaks_h2:
+        # After a connection error h2 may or may not have flushed the frames earlier input
+        # queued (a RST_STREAM before the GOAWAY): the events must agree, the bytes may not.
+        check(results[0][0] == results[1][0], "split-differs",
+              f"{results[0][0]!r} != {results[1][0]!r}")
+    else:
+        check(results[0] == results[1], "split-differs", f"{results[0]!r} != {results[1]!r}")
 
     holding = alpn != "h2" and not eof and PREFACE.startswith(payload)
     if not speaks_h2 and not holding:

@@ -889,9 +889,6 @@ def test_response_larger_than_window_waits_and_resumes() -> None:
     assert ended(h, big) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: app_finished() after a complete response whose "
-                   "tail still waits for the client's window resets the stream "
-                   "(RST_STREAM(INTERNAL_ERROR)): _fail() sees Resp.BODY, not DONE")
 def test_app_returning_while_the_tail_waits_for_the_window_keeps_the_response() -> None:
     # HTTP-TX-07/08: send() returned, the response is complete; the app may return at once
     h = _outbound_harness()
@@ -909,9 +906,6 @@ def test_app_returning_while_the_tail_waits_for_the_window_keeps_the_response() 
     assert ended(h, sid) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: after the final body, while its tail waits for "
-                   "the window, the stream is still Resp.BODY, so another http.response.body is "
-                   "accepted and its bytes are sent after the app's end of the response")
 def test_body_after_the_final_one_is_misuse_even_while_output_waits() -> None:
     # HTTP-TX-08, HTTP-ERR-04, AMB-01
     h = _outbound_harness()

@@ -230,8 +230,6 @@ def test_httpx_response_larger_than_the_window() -> None:
     run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: the app returning while its final body still "
-                   "waits for the client's window resets the stream (INTERNAL_ERROR)")
 def test_slow_reader_gets_the_whole_response_after_the_app_returned() -> None:
     # HTTP-TX-07: send() returning means the data is the server's to deliver
     from tests.helpers import H2Client
@@ -382,10 +380,6 @@ def test_h2load_smoke() -> None:
 # -- latency -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="driver bug: the asyncio driver listens on a socket from "
-                   "socket.create_server (proto 0), so asyncio's _set_nodelay skips the accepted "
-                   "sockets and Nagle stays on: multiplexed HTTP/2 responses written separately "
-                   "stall ~40 ms behind the client's delayed ACK (seen with nghttp -s)")
 def test_accepted_sockets_disable_nagle() -> None:
     import socket
 
