@@ -75,6 +75,8 @@ _CONNECTION_SPECIFIC = frozenset(
 _PSEUDO_REQUEST = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
 _NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # lowercase tokens only (RFC 9113 8.2.1)
 _BAD_VALUE_RE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")  # RFC 9113 8.2.1
+# What we send: no control characters but HTAB, as on HTTP/1.1 (_h1writer).
+_BAD_OUT_VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 _HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
 
@@ -1127,9 +1129,9 @@ def _check_fields(mtype: str, fields: list[tuple[bytes, bytes]]) -> None:
     for index, (name, value) in enumerate(fields):
         if _NAME_RE.fullmatch(name) is None:
             raise AppMisuseError(mtype, "SRV-10", f"header name {name!r} is not a token")
-        if _BAD_VALUE_RE.search(value) is not None:
+        if _BAD_OUT_VALUE_RE.search(value) is not None:
             trimmed = value.strip(b" \t")
-            if _BAD_VALUE_RE.search(trimmed) is not None:
+            if _BAD_OUT_VALUE_RE.search(trimmed) is not None:
                 raise AppMisuseError(mtype, "SRV-10", f"header value {value!r} is not allowed")
             fields[index] = (name, trimmed)
 
