@@ -5,6 +5,10 @@ Every test plays the driver itself, with no event loop: bytes in through ``recei
 events out through ``pop_events``, the app's ``receive``/``send`` called directly.  What the
 server wrote is decoded by an independent h11 *client* (tests/helpers.py), never by the code
 under test.
+
+Profiles (tests/conftest.py): ``CI=1`` runs the bounded, derandomized "ci" profile;
+``HYPOTHESIS_PROFILE=deep`` runs 5000 examples per test for bug hunts (add
+``--hypothesis-seed=N`` to vary the machine's runs).
 """
 
 from __future__ import annotations
