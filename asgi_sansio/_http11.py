@@ -54,14 +54,6 @@ from ._websocket import (
     offered_subprotocols,
 )
 
-_ASGI_VERSION = "3.0"
-_SPEC_VERSION = "2.5"
-
-_NO_BODY_STATUS = frozenset({204, 304})
-
-# RFC 9110 7.2 / RFC 3986 3.2.2: host = IP-literal / IPv4address / reg-name, then [":" port].
-_HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
-
 _date_cache: tuple[int, bytes] = (-1, b"")
 
 
@@ -653,7 +645,7 @@ class HTTP11Connection:
             head_size += len(name) + len(value)
             if name == b"host":
                 host_index = index
-                if _HOST_RE.fullmatch(value) is None:
+                if msgs.HOST_RE.fullmatch(value) is None:
                     self._reject(400, head)
                     return
             elif name == b"te":
@@ -697,7 +689,7 @@ class HTTP11Connection:
                     if 0 <= found < cut:
                         cut = found
                 authority, target = rest[:cut], rest[cut:]
-                if not authority or _HOST_RE.fullmatch(authority) is None:
+                if not authority or msgs.HOST_RE.fullmatch(authority) is None:
                     self._reject(400, head)
                     return
                 if target[:1] != b"/":
@@ -756,7 +748,7 @@ class HTTP11Connection:
         stream.extensions = extensions
         scope: dict[str, Any] = {
             "type": "http",
-            "asgi": {"version": _ASGI_VERSION, "spec_version": _SPEC_VERSION},
+            "asgi": dict(msgs.ASGI_VERSIONS),
             "http_version": "1.1" if head.version == b"1.1" else "1.0",
             "server": self._server,
             "client": self._client,
@@ -801,7 +793,7 @@ class HTTP11Connection:
             extensions["tls"] = self._tls
         scope: dict[str, Any] = {
             "type": "websocket",
-            "asgi": {"version": _ASGI_VERSION, "spec_version": _SPEC_VERSION},
+            "asgi": dict(msgs.ASGI_VERSIONS),
             "http_version": "1.1",
             "server": self._server,
             "client": self._client,
@@ -844,7 +836,7 @@ class HTTP11Connection:
                     raise AppMisuseError(DENY_START, "SRV-01", f"bad content-length {value!r}")
                 declared = int(value)
             fields.append((name, value))
-        no_body = status in _NO_BODY_STATUS  # SRV-04: nothing on the wire, whatever is sent
+        no_body = status in msgs.NO_BODY_STATUS  # SRV-04: nothing on the wire, whatever is sent
         self._ws_deny_chunked = declared is None and not no_body
         self._ws_deny_left = -1 if no_body or declared is None else declared
         if self._ws_deny_chunked:
@@ -1004,7 +996,7 @@ class HTTP11Connection:
             clean.append((b"date", http_date(now + self._wall_offset)))
         if not has_server and config.server_header is not None:
             clean.append((b"server", config.server_header))
-        no_body = stream.is_head or status in _NO_BODY_STATUS
+        no_body = stream.is_head or status in msgs.NO_BODY_STATUS
         chunked = declared is None and not no_body and stream.version == b"1.1"
         if chunked:
             clean.append((b"transfer-encoding", b"chunked"))

@@ -65,9 +65,7 @@ from ._http11 import H2cUpgrade, http_date
 from ._http_messages import Resp
 from ._websocket import DENY_BODY, DENY_START, WebSocketSession, offered_subprotocols
 
-_ASGI = {"version": "3.0", "spec_version": "2.5"}
 PUSH = "http.response.push"
-_NO_BODY_STATUS = frozenset({204, 304})
 # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -77,7 +75,6 @@ _NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # lowercase tokens only (R
 _BAD_VALUE_RE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")  # RFC 9113 8.2.1
 # What we send: no control characters but HTAB, as on HTTP/1.1 (_h1writer).
 _BAD_OUT_VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
-_HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
 
 class _StreamMalformed:
@@ -480,7 +477,7 @@ class HTTP2Connection:
         scheme = pseudo[b":scheme"].decode("ascii", "replace")
         scope: dict[str, Any] = {
             "type": kind,
-            "asgi": dict(_ASGI),
+            "asgi": dict(msgs.ASGI_VERSIONS),
             "http_version": "2",
             "server": self._server,
             "client": self._client,
@@ -664,7 +661,7 @@ class HTTP2Connection:
         if not has_server and self.config.server_header is not None:
             fields.append((b"server", self.config.server_header))
         stream.head = fields
-        stream.no_body = stream.is_head or status in _NO_BODY_STATUS
+        stream.no_body = stream.is_head or status in msgs.NO_BODY_STATUS
         stream.declared_length = declared
         stream.trailers = trailers
         stream.resp = Resp.HEAD
@@ -1199,12 +1196,12 @@ def _check_request(
         if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
             return "bad :path"
     if authority is not None:
-        if _HOST_RE.fullmatch(authority) is None or b"@" in authority:
+        if msgs.HOST_RE.fullmatch(authority) is None or b"@" in authority:
             return "bad :authority"
         if host is not None and host != authority:
             return ":authority and host differ"  # SRV-11
         host = authority
-    elif host is not None and _HOST_RE.fullmatch(host) is None:
+    elif host is not None and msgs.HOST_RE.fullmatch(host) is None:
         return "bad host"
     if host is not None:
         headers.insert(0, (b"host", host))

@@ -12,7 +12,7 @@ are awaited (HTTP-TX-09); ``DONE`` the response is complete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
 from enum import Enum
 from typing import Any
 
@@ -56,6 +56,12 @@ _WHY_NOT: dict[Resp, tuple[str, str]] = {
 }
 
 KNOWN_TYPES = frozenset({START, BODY, TRAILERS, EARLY_HINT})
+
+# What every HTTP version shares.
+ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.5"}  # VER-05; copied into each scope
+NO_BODY_STATUS = frozenset({204, 304})  # SRV-04 (HEAD is the other no-body case)
+# RFC 9110 7.2 / RFC 3986 3.2.2: host = IP-literal / IPv4address / reg-name, then [":" port].
+HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
 
 def check_transition(state: Resp, message: Any, extensions: dict[str, Any]) -> str:
@@ -151,7 +157,3 @@ def validate_early_hint(message: dict[str, Any]) -> list[bytes]:
 def has_token(value: bytes, token: bytes) -> bool:
     """True if the comma-separated header ``value`` lists ``token`` (case-insensitive)."""
     return any(part.strip().lower() == token for part in value.split(b","))
-
-
-def iter_header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    return [v for n, v in headers if n == name]
