@@ -14,6 +14,7 @@ Needs wrk on PATH and uvicorn + hypercorn installed (``pip install -e '.[bench]'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,12 +91,26 @@ def wait_ready(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"server on port {port} did not come up")
 
 
+@contextlib.contextmanager
+def pinned_server(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run one server pinned to CPU 0 (``{port}`` in ``command`` filled in); stop it after."""
+    cmd = [part.format(port=port) for part in command]
+    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run_one(name: str, duration: float, connections: int) -> tuple[float, int]:
     port = free_port()
-    cmd = [part.format(port=port) for part in SERVERS[name]]
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with pinned_server(SERVERS[name], port) as proc:
         wait_ready(port)
         before = cpu_seconds(proc.pid)
         out = subprocess.run(
@@ -109,12 +125,6 @@ def run_one(name: str, duration: float, connections: int) -> tuple[float, int]:
         if errors:
             raise RuntimeError(f"{name}: {errors.group(1)} non-2xx responses")
         return after - before, requests
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main() -> None:

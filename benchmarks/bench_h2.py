@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from bench_e2e import ROOT, cpu_seconds, free_port
+from bench_e2e import cpu_seconds, free_port, pinned_server
 
 SERVERS: dict[str, list[str]] = {
     "asgi-sansio": [sys.executable, "-m", "asgi_sansio", "benchmarks.app:app",
@@ -45,10 +45,7 @@ def h2load(port: int, requests: int) -> tuple[int, float]:
 
 def run_one(name: str, requests: int) -> tuple[float, int, float]:
     port = free_port()
-    cmd = [part.format(port=port) for part in SERVERS[name]]
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with pinned_server(SERVERS[name], port) as proc:
         deadline = time.monotonic() + 15
         while True:  # ready when h2load gets an answer
             try:
@@ -61,12 +58,6 @@ def run_one(name: str, requests: int) -> tuple[float, int, float]:
         before = cpu_seconds(proc.pid)
         done, rate = h2load(port, requests)
         return cpu_seconds(proc.pid) - before, done, rate
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main() -> None:

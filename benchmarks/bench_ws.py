@@ -39,9 +39,9 @@ from wsproto.events import (
 )
 
 try:
-    from benchmarks.bench_e2e import ROOT, cpu_seconds, free_port, wait_ready
+    from benchmarks.bench_e2e import ROOT, cpu_seconds, free_port, pinned_server, wait_ready
 except ImportError:  # run as a script: benchmarks/ is sys.path[0]
-    from bench_e2e import ROOT, cpu_seconds, free_port, wait_ready  # type: ignore[no-redef, import-not-found, unused-ignore]
+    from bench_e2e import ROOT, cpu_seconds, free_port, pinned_server, wait_ready  # type: ignore[no-redef, import-not-found, unused-ignore]
 
 APP = "benchmarks.ws_app:app"
 SERVERS: dict[str, list[str]] = {
@@ -243,10 +243,7 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[float, int, float, flo
     """One server, one measured window: (server CPU seconds, messages, seconds, client CPU
     seconds)."""
     port = free_port()
-    cmd = [part.format(port=port) for part in {**SERVERS, **REFERENCE}[name]]
-    server = subprocess.Popen(["taskset", "-c", "0", *cmd], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with pinned_server({**SERVERS, **REFERENCE}[name], port) as server:
         wait_ready(port)
         client = subprocess.Popen(
             ["taskset", "-c", "1", sys.executable, os.path.abspath(__file__), "--client",
@@ -268,13 +265,6 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[float, int, float, flo
         if client.wait(30) != 0:
             raise RuntimeError(f"{name}: the client exited with {client.returncode}")
         return after - before, int(parts[1]), float(parts[2]), float(parts[3])
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def main() -> None:
