@@ -96,6 +96,21 @@ class _H2(H2Connection):
     refused = 0
     peer_goaway = False
 
+    def close_connection(
+        self,
+        error_code: ErrorCodes | int = 0,
+        additional_data: bytes | None = None,
+        last_stream_id: int | None = None,
+    ) -> None:
+        # RFC 9113 6.8: a later GOAWAY never names more streams than the first one did (h2
+        # would name the highest stream seen, refused ones included).
+        if last_stream_id is None:
+            last_stream_id = self.refuse_above
+        super().close_connection(error_code, additional_data, last_stream_id)
+
+    def _terminate_connection(self, error_code: ErrorCodes) -> None:
+        self.close_connection(error_code)  # h2's own error path, with the same rule
+
     def _receive_frame(self, frame: Any) -> list[Any]:
         try:
             return super()._receive_frame(frame)

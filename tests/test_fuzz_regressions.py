@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from asgi_sansio import ServerConnection, StreamStarted
+from h2.errors import ErrorCodes
 
-from .helpers import Harness, parse_responses
+from asgi_sansio import Config, ServerConnection, StreamStarted
+
+from .helpers import H2Client, Harness, parse_responses
 
 FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
 sys.path.insert(0, str(FUZZ_DIR))
@@ -120,6 +122,37 @@ def test_unread_body_drain_has_a_deadline() -> None:
     h.respond(1)
     h.finish(1)
     assert h.conn.closed or h.conn.get_timer() is not None
+
+
+# Found by fuzz_http2 (fixed with the harness).
+
+
+def _h2_connection(config: Config) -> tuple[ServerConnection, H2Client]:
+    client = H2Client()
+    conn = ServerConnection(config, now=0.0, alpn="h2")
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    return conn, client
+
+
+def test_h2_goaway_last_stream_id_never_grows() -> None:
+    """RFC 9113 6.8: the GOAWAY that ends a graceful shutdown names no stream above the first
+    GOAWAY's, even after the client opened (refused) streams in between."""
+    conn, client = _h2_connection(Config(shutdown_timeout=3.0))
+    sid = client.request()
+    conn.receive_data(client.data(), 0.0)
+    conn.shutdown(0.0)
+    client.feed(conn.data_to_send())
+    late = client.request()
+    conn.receive_data(client.data(), 1.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(late).reset == ErrorCodes.REFUSED_STREAM
+    conn.handle_timer(3.0)  # the shutdown deadline: what is left is aborted
+    client.feed(conn.data_to_send())
+    assert conn.closed
+    assert [g.last_stream_id for g in client.goaways] == [sid, sid]
 
 
 # --- the harness machinery -----------------------------------------------------------------------
