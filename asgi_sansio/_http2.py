@@ -63,7 +63,7 @@ from ._events import ConnectionClosed, Event, StreamReadable, StreamStarted, Str
 from ._events import StreamEnded as StreamEndedEvent
 from ._http11 import H2cUpgrade, http_date
 from ._http_messages import Resp
-from ._websocket import DENY_BODY, DENY_START, WebSocketSession, offered_subprotocols
+from ._websocket import DENY_START, WebSocketSession, offered_subprotocols
 
 PUSH = "http.response.push"
 # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
@@ -1007,10 +1007,9 @@ class HTTP2Connection:
         self._h2.send_headers(session.stream_id, [(b":status", str(status).encode()), *fields])
 
     def ws_deny_body(self, session: WebSocketSession, data: bytes, more: bool) -> None:
-        try:
-            self._h2.send_data(session.stream_id, data, end_stream=not more)
-        except (StreamClosedError, ProtocolError) as exc:
-            raise AppMisuseError(DENY_BODY, "EXT-WSDENY-02", f"stream closed: {exc}") from None
+        # The body waits for the stream's window (and is cut to frame size) as frames do; the
+        # session's ws_finished() after the last part ends the stream once it has left.
+        self.ws_write(session, data)
 
     def _ws_credit(self, sid: int) -> None:
         unacked = self._ws_unacked.pop(sid, 0)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
 
 from asgi_sansio import Config, ServerConnection, StreamStarted
 
@@ -153,6 +154,28 @@ def test_h2_goaway_last_stream_id_never_grows() -> None:
     client.feed(conn.data_to_send())
     assert conn.closed
     assert [g.last_stream_id for g in client.goaways] == [sid, sid]
+
+
+
+def test_h2_websocket_denial_body_waits_for_the_window() -> None:
+    """A WebSocket refused over HTTP/2 (here the 500 of an app that raised before accepting)
+    writes its body as the client's window allows: app_finished() raised AppMisuseError
+    when the window was too small."""
+    client = H2Client(settings={SettingCodes.INITIAL_WINDOW_SIZE: 4})
+    conn = ServerConnection(now=0.0, alpn="h2")
+    sid = client.request(b"CONNECT", b"/ws", protocol=b"websocket", end=False,
+                         headers=[(b"sec-websocket-version", b"13")])
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    assert [type(e) for e in conn.pop_events()] == [StreamStarted]
+    conn.app_finished(sid, 0.0, RuntimeError("app failed"))
+    client.feed(conn.data_to_send())
+    assert client.reply(sid).body == b"Inte" and not client.reply(sid).ended
+    client.c.increment_flow_control_window(100, sid)
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    reply = client.reply(sid)
+    assert reply.status == 500 and reply.body == b"Internal Server Error" and reply.ended
 
 
 # --- the harness machinery -----------------------------------------------------------------------
