@@ -806,6 +806,9 @@ class HTTP2Connection:
             self._events.append(StreamWritable(sid))
 
     def _window_updated(self, sid: int) -> None:
+        if self._idle_deadline is not None and (self._streams or self._ws):
+            # Finished responses waiting for the window move again: a new stall deadline.
+            self._idle_deadline = self._now + self.config.keep_alive_timeout
         if sid:
             stream = self._streams.get(sid)
             if stream is not None and stream.out and not stream.gone:
@@ -937,7 +940,13 @@ class HTTP2Connection:
         self._maybe_idle()
 
     def _maybe_idle(self) -> None:
-        if self._streams or self._ws or self.closed:
+        if self.closed:
+            return
+        if self._streams or self._ws:
+            if self._idle_deadline is None and self._stalled():
+                # Only the client's window holds what is left: without a deadline a client
+                # that never reads would pin the connection and its output forever.
+                self._idle_deadline = self._now + self.config.keep_alive_timeout
             return
         if self._shutting_down or self._peer_left:
             # The closing GOAWAY repeats the first one's last stream id: it never goes up.
@@ -945,6 +954,11 @@ class HTTP2Connection:
             self._close()
         else:
             self._idle_deadline = self._now + self.config.keep_alive_timeout
+
+    def _stalled(self) -> bool:
+        """Every app is done and every stream waits only to write (for the window)."""
+        return all(s.app_done for s in self._streams.values()) and all(
+            ws.ended and sid in self._ws_app_done for sid, ws in self._ws.items())
 
     def _peer_goaway(self) -> None:
         self._peer_left = True  # no new streams will come: close once these are done
@@ -1042,6 +1056,7 @@ class HTTP2Connection:
                 stream = h2.streams.get(sid)
                 if stream is not None and not stream.closed:
                     h2.end_stream(sid)
+                self._forget_ws(sid)  # the last bytes left: nothing holds the stream now
         except (StreamClosedError, ProtocolError):
             self._ws_out.pop(sid, None)
             ws = self._ws.get(sid)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
@@ -176,6 +175,32 @@ def test_h2_websocket_denial_body_waits_for_the_window() -> None:
     client.feed(conn.data_to_send())
     reply = client.reply(sid)
     assert reply.status == 500 and reply.body == b"Internal Server Error" and reply.ended
+    assert not conn._proto._ws  # forgotten once its last bytes left
+    assert conn.get_timer() == Config().keep_alive_timeout
+
+
+
+def test_h2_finished_responses_waiting_for_the_window_have_a_deadline() -> None:
+    """Every app is done and a response's tail waits for a window the client never opens:
+    the connection gets the idle deadline (moved on by each WINDOW_UPDATE) instead of none."""
+    client = H2Client(settings={SettingCodes.INITIAL_WINDOW_SIZE: 2}, auto_ack=False)
+    conn = ServerConnection(Config(keep_alive_timeout=5.0), now=0.0, alpn="h2")
+    sid = client.request()
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    conn.send(sid, {"type": "http.response.start", "status": 200, "headers": []}, 0.0)
+    conn.send(sid, {"type": "http.response.body", "body": b"hello"}, 0.0)
+    conn.app_finished(sid, 1.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(sid).body == b"he" and not conn.closed
+    assert conn.get_timer() == 6.0
+    client.c.increment_flow_control_window(1, sid)
+    conn.receive_data(client.data(), 4.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(sid).body == b"hel" and conn.get_timer() == 9.0
+    conn.handle_timer(9.0)
+    client.feed(conn.data_to_send())
+    assert conn.closed and [g.error_code for g in client.goaways] == [ErrorCodes.NO_ERROR]
 
 
 # --- the harness machinery -----------------------------------------------------------------------
