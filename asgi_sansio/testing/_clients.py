@@ -68,14 +68,13 @@ async def h1_request(
     response: Response | None = None
     informational: list[int] = []
     complete = False
-    try:
-        client.receive_data(out)
-        if conn.closed:
-            client.receive_data(b"")
+
+    def decode() -> None:
+        nonlocal response, complete
         while not complete:
             event = client.next_event()
             if event is h11.NEED_DATA or event is h11.PAUSED:
-                break
+                return
             if isinstance(event, h11.InformationalResponse):
                 informational.append(event.status_code)
             elif isinstance(event, h11.Response):
@@ -87,9 +86,21 @@ async def h1_request(
                 response.trailers = list(event.headers)
                 complete = True
             elif isinstance(event, h11.ConnectionClosed):
-                break
+                return
+
+    try:
+        if out:
+            client.receive_data(out)
+        decode()
     except h11.RemoteProtocolError as exc:
         engine.violate(f"the HTTP/1.1 output does not decode ({exc}): {_show(out)}")
+    if conn.closed and not complete:
+        # A close-delimited body ends here; any other response was cut short (an abort).
+        try:
+            client.receive_data(b"")
+            decode()
+        except h11.RemoteProtocolError:
+            pass
     await finish_connection(engine, conn)
     engine.check()
     if response is None or not complete:

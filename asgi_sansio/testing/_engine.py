@@ -413,6 +413,8 @@ class LifespanDriver:
         raise HarnessError(f"lifespan startup failed: {self.failure}")
 
     async def shutdown(self) -> None:
+        """Only after a completed startup: none follows a failed or unsupported one."""
+        self.failure = None
         if self.machine.shutdown():
             self._pump()
             await self.engine.settle()
