@@ -69,11 +69,13 @@ class Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.core = ServerConnection(
-            now=time.monotonic(), client=sock.getpeername(), server=sock.getsockname()
+            now=time.monotonic(), client=sock.getpeername(), server=sock.getsockname(),
+            wall_offset=time.time() - time.monotonic(),  # monotonic -> Unix time, for `date`
         )
         self.apps: dict[int, Coroutine[Any, Any, None]] = {}  # stream id -> app coroutine
         self.outbox = b""  # bytes from the core that the socket has not taken yet
         self.closing = False  # the core is done: close once the outbox is written
+        self.eof = False  # the client has finished sending: nothing more to read
         self.watching = 0  # the selector events this socket is registered for
 
     def start(self, sid: int, scope: dict[str, Any]) -> None:
@@ -121,6 +123,7 @@ class Connection:
             return
         except OSError:
             data = b""  # a reset is an end of input too
+        self.eof = not data
         self.core.receive_data(data, time.monotonic())  # b"" tells the core the peer closed
         self.pump()
 
@@ -134,14 +137,14 @@ class Connection:
             return
         if len(self.outbox) <= HIGH_WATER:  # apps held in send() may go on
             for sid in list(self.apps):
-                if sid in self.apps:
-                    self.step(sid)
+                self.step(sid)
             self.pump()
 
     def watch(self, selector: selectors.BaseSelector) -> None:
         """Wait for input only while the core wants it, and for output only while some waits.
         (A selector cannot watch for nothing, so an idle socket is unregistered.)"""
-        read = selectors.EVENT_READ if self.core.wants_read and not self.closing else 0
+        reading = self.core.wants_read and not (self.closing or self.eof)
+        read = selectors.EVENT_READ if reading else 0
         wanted = read | (selectors.EVENT_WRITE if self.outbox else 0)
         if wanted != self.watching:
             if not self.watching:

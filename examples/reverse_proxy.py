@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import h11
@@ -54,6 +55,7 @@ class ClientConnection:
         self.core = ServerConnection(
             now=self.loop.time(), client=writer.get_extra_info("peername")[:2],
             server=writer.get_extra_info("sockname")[:2],
+            wall_offset=time.time() - self.loop.time(),  # the loop's clock -> Unix time
         )
         self.news: dict[int, asyncio.Event] = {}  # set when the core has news for a stream
         self.tasks: set[asyncio.Task[None]] = set()

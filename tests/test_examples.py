@@ -19,7 +19,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -126,6 +128,7 @@ def test_plain_socket_server_http11_keep_alive() -> None:
     assert second.text == f"POST /echo over HTTP/1.1 from port {port}, 300000 bytes of body\n"
     assert first.headers["content-type"] == "text/plain"
     assert first.headers["server"] == "asgi-sansio"
+    assert abs(parsedate_to_datetime(first.headers["date"]).timestamp() - time.time()) < 86400
 
 
 @pytest.mark.network
@@ -137,6 +140,24 @@ def test_plain_socket_server_pipelining() -> None:
         answers = raw_exchange(url, requests, 3)
     assert [r.status_code for r, _ in answers] == [200, 200, 200]
     assert [body.split(b" over")[0] for _, body in answers] == [b"GET /0", b"GET /1", b"GET /2"]
+
+
+@pytest.mark.network
+def test_plain_socket_server_answers_a_half_closed_client() -> None:
+    """The client sends its request and shuts down its side: the answer still comes, then the
+    server closes."""
+    with running("plain_socket_server") as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /half HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            sock.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert body.startswith(b"POST /half over HTTP/1.1 from port ")
+    assert body.endswith(b", 3 bytes of body\n")
 
 
 @pytest.mark.network
@@ -315,6 +336,8 @@ def test_reverse_proxy_bad_gateway() -> None:
         again = client.get("/")  # the client connection lives on
     assert response.status_code == again.status_code == 502
     assert response.text == "502 Bad Gateway: the upstream cannot be reached\n"
+    # The proxy's own answer is dated by the core, from the clock the proxy passes in.
+    assert abs(parsedate_to_datetime(response.headers["date"]).timestamp() - time.time()) < 86400
 
 
 # -- examples/custom_loop.py ------------------------------------------------------------------
