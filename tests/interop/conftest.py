@@ -11,10 +11,12 @@ with a certificate for 127.0.0.1 and the CA file clients trust.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import importlib
 import logging
+import shutil
 import ssl
 import tempfile
 import threading
@@ -58,7 +60,9 @@ class TLSCerts:
 
 @functools.cache
 def _tls_certs() -> TLSCerts:
-    return TLSCerts(Path(tempfile.mkdtemp(prefix="asgi-sansio-interop-")))
+    directory = tempfile.mkdtemp(prefix="asgi-sansio-interop-")
+    atexit.register(shutil.rmtree, directory, True)
+    return TLSCerts(Path(directory))
 
 
 class ServerThread:
