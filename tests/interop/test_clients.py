@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("starlette")
-pytest.importorskip("multipart")
+pytest.importorskip("python_multipart")
 
 from .conftest import TLSCerts
 from .test_starlette import UPLOAD, make_app

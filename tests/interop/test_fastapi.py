@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import pytest
 
 pytest.importorskip("fastapi")
-pytest.importorskip("multipart")
+pytest.importorskip("python_multipart")
 
 import anyio
 import httpx

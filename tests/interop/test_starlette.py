@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("starlette")
-pytest.importorskip("multipart")  # python-multipart: Starlette's form parser
+pytest.importorskip("python_multipart")  # Starlette's form parser
 
 import anyio
 import httpx
