@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 
+# Lifts Hypercorn's 1000-requests-per-connection default (see the file).
+HYPERCORN_CONFIG = os.path.join(ROOT, "benchmarks", "hypercorn.toml")
 SERVERS: dict[str, list[str]] = {
     "asgi-sansio": [sys.executable, "-m", "asgi_sansio", "benchmarks.app:app",
                     "--no-access-log", "--log-level", "warning", "--port", "{port}"],
@@ -38,7 +40,7 @@ SERVERS: dict[str, list[str]] = {
                     "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
                     "--port", "{port}"],
     "hypercorn": [sys.executable, "-m", "hypercorn", "benchmarks.app:app", "--log-level",
-                  "warning", "--bind", "127.0.0.1:{port}"],
+                  "warning", "--config", HYPERCORN_CONFIG, "--bind", "127.0.0.1:{port}"],
 }
 
 

@@ -18,13 +18,13 @@ import subprocess
 import sys
 import time
 
-from bench_e2e import cpu_seconds, free_port, pinned_server
+from bench_e2e import HYPERCORN_CONFIG, cpu_seconds, free_port, pinned_server
 
 SERVERS: dict[str, list[str]] = {
     "asgi-sansio": [sys.executable, "-m", "asgi_sansio", "benchmarks.app:app",
                     "--no-access-log", "--log-level", "warning", "--port", "{port}"],
     "hypercorn": [sys.executable, "-m", "hypercorn", "benchmarks.app:app", "--log-level",
-                  "warning", "--bind", "127.0.0.1:{port}"],
+                  "warning", "--config", HYPERCORN_CONFIG, "--bind", "127.0.0.1:{port}"],
 }
 
 

@@ -39,9 +39,11 @@ from wsproto.events import (
 )
 
 try:
-    from benchmarks.bench_e2e import ROOT, cpu_seconds, free_port, pinned_server, wait_ready
+    from benchmarks.bench_e2e import (
+        HYPERCORN_CONFIG, ROOT, cpu_seconds, free_port, pinned_server, wait_ready,
+    )
 except ImportError:  # run as a script: benchmarks/ is sys.path[0]
-    from bench_e2e import ROOT, cpu_seconds, free_port, pinned_server, wait_ready  # type: ignore[no-redef, import-not-found, unused-ignore]
+    from bench_e2e import HYPERCORN_CONFIG, ROOT, cpu_seconds, free_port, pinned_server, wait_ready  # type: ignore[no-redef, import-not-found, unused-ignore]
 
 APP = "benchmarks.ws_app:app"
 SERVERS: dict[str, list[str]] = {
@@ -51,7 +53,7 @@ SERVERS: dict[str, list[str]] = {
                         "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
                         "--port", "{port}"],
     "hypercorn": [sys.executable, "-m", "hypercorn", APP, "--log-level", "warning",
-                  "--bind", "127.0.0.1:{port}"],
+                  "--config", HYPERCORN_CONFIG, "--bind", "127.0.0.1:{port}"],
 }
 # The floor: wsproto's WSConnection under a bare asyncio protocol, no ASGI, one write per read.
 REFERENCE: dict[str, list[str]] = {
