@@ -359,7 +359,7 @@ class App:
             links = message.get("links")
             if not isinstance(links, (list, tuple)) or any(type(x) is not bytes for x in links):
                 return "links not bytes"
-            if state == "init" and self.version == "1.1" and links:
+            if state == "init" and self.version in ("1.1", "2") and links:
                 return header_problem([(b"link", x) for x in links])
             return None
         if mtype == "http.response.start":
@@ -872,7 +872,7 @@ class Driver:
                   f"wants_read={conn.wants_read} timer={conn.get_timer()}")
         for app in self.apps.values():
             if app.ended and not self.closed and app.running and app.kind == "http":
-                check(app.state in ("done", "broken"), "spurious-end",
+                check(app.state in ("done", "broken") or self.may_end_early(app), "spurious-end",
                       f"stream {app.sid} ended while its response is {app.state}")
         sizes = internal_sizes(conn)
         if sizes is not None:
@@ -892,6 +892,11 @@ class Driver:
             check(conn.wants_read, "stalled", "no app running and not reading")
             check(conn.get_timer() is not None, "no-deadline",
                   "an idle connection without any deadline")
+
+    def may_end_early(self, app: App) -> bool:
+        """Whether ``app``'s stream may end before its response is complete while the
+        connection lives (never on HTTP/1.1; HTTP/2 overrides this for reset streams)."""
+        return False
 
     def finish(self, how: int) -> None:
         """End the connection (0: EOF, 1: shutdown, 2: idle timers) with every app returning,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import fuzz_detect
+import fuzz_http2
 import fuzz_http11
 import fuzz_lifespan
 from _common import CORPUS_DIR, FUZZ_DIR, scripted
@@ -219,6 +220,168 @@ LIFESPAN = {
     "garbage": life(send("none"), send("string"), send("empty"), STARTUP, finish()),
 }
 
+# --------------------------------------------------------------------------------------------
+# HTTP/2: config, start, strict, ending, then ops (fuzz_http2.run); a pick among one stream or
+# one app takes no value, so the steps below say which stream or app when there are several
+# --------------------------------------------------------------------------------------------
+
+R = {name: i for i, name in enumerate((
+    "get", "get2", "head", "post", "open", "te", "options", "cookies", "ws", "connect",
+    "connect-other", "upper", "connection", "no-path", "te-gzip", "two-paths", "bad-length",
+    "host-differs", "edge-space",
+))}
+assert len(R) == len(fuzz_http2.REQUESTS)
+
+
+def feed(n: int = 0) -> Step:
+    """Feed what the client wrote (``n`` bytes of it; 0: all)."""
+    return [0, n], []
+
+
+def request(name: str, end: bool = True) -> Step:
+    return [5, R[name], 0 if end else 1], []
+
+
+def data(size: int, end: bool, sid: int | None = None) -> Step:
+    return [8, *([] if sid is None else [sid]), fuzz_http2.DATA_SIZES.index(size), int(end)], []
+
+
+def h2_end(sid: int | None = None, trailers: int | None = None) -> Step:
+    sid_pick = [] if sid is None else [sid]
+    if trailers is None:
+        return [10, *sid_pick, 1], []
+    return [10, *sid_pick, 0, trailers], []
+
+
+def reset(sid: int | None = None) -> Step:
+    return [11, *([] if sid is None else [sid]), 0], []
+
+
+def window(sid: int, increment: int, ack: bool = False) -> Step:
+    """WINDOW_UPDATE (``sid`` indexes [0, *open streams]), or credit back what was read."""
+    values = [12, sid, fuzz_http2.INCREMENTS.index(increment)]
+    if sid:
+        values.append(int(ack))
+    return values, []
+
+
+def settings(index: int) -> Step:
+    return [13, index], []
+
+
+PING: Step = ([14, 1], [])
+GOAWAY: Step = ([15, 0], [])
+
+
+def raw_frame(kind: int, *values: int) -> Step:
+    return [15, 1, kind, *values], []
+
+
+def h2_recv(app: int | None = None) -> Step:
+    return [16, *([] if app is None else [app])], []
+
+
+def h2_send(steps: Step | list[Step], app: int | None = None) -> list[Step]:
+    """HTTP/1.1 harness message steps (start, body, ...) as HTTP/2 sends to one app."""
+    out = []
+    for values, blobs in steps if isinstance(steps, list) else [steps]:
+        assert values[0] == 20
+        out.append(([19, *([] if app is None else [app]), *values[1:]], blobs))
+    return out
+
+
+def push(path: int = 0, headers: int = 1, app: int | None = None) -> Step:
+    return [24, *([] if app is None else [app]), path, headers], []
+
+
+def h2_done(exc: bool = False, app: int | None = None) -> Step:
+    return [25, *([] if app is None else [app]), int(exc)], []
+
+
+def h2_tick(seconds: float) -> Step:
+    return [27, fuzz_http2.DELTAS.index(seconds)], []
+
+
+H2_SHUTDOWN: Step = ([29], [])
+H2_EOF: Step = ([30], [])
+
+
+def h2(config: int, start: str, strict: bool, ending: int,
+       *steps: Step | list[Step]) -> tuple[list[int], list[bytes]]:
+    values = [config, fuzz_http2.STARTS.index(start), int(strict), ending]
+    blobs: list[bytes] = []
+    for step in steps:
+        for v, b in step if isinstance(step, list) else [step]:
+            values += v
+            blobs += b
+    return values, blobs
+
+
+HTTP2 = {
+    "get": h2(0, "preface", True, 0, request("get"), feed(), h2_recv(), h2_send(respond()),
+              h2_done(), feed()),
+    "alpn-head": h2(1, "alpn", True, 2, request("head"), feed(),
+                    h2_send(respond(200, 5, no_body=True)), h2_done(), feed()),
+    "h2c": h2(1, "h2c", True, 0, feed(), h2_recv(), h2_send(respond()), h2_done(), feed()),
+    "h2c-split": h2(0, "h2c", True, 1, feed(30), feed(100), feed(), h2_send(respond(404, 100)),
+                    h2_done(), feed()),
+    "post": h2(1, "preface", True, 0, request("post", end=False), data(5, True), feed(),
+               h2_recv(), h2_recv(), h2_send(respond(201)), h2_done(), feed()),
+    "post-open": h2(0, "preface", True, 0, request("open", end=False), data(100, False),
+                    feed(), h2_recv(), window(1, 1000, ack=True), data(1, True), feed(),
+                    h2_recv(), h2_send(respond()), h2_done(), feed()),
+    "trailers": h2(0, "preface", True, 0, request("te"), feed(),
+                   h2_send([start(200, None, True), body(5, False, False), trailers(1)]),
+                   h2_done(), feed()),
+    "request-trailers": h2(0, "preface", True, 0, request("open", end=False), data(5, False),
+                           h2_end(trailers=0), feed(), h2_recv(), h2_send(respond()),
+                           h2_done(), feed()),
+    "small-window": h2(1, "preface", True, 2, settings(1), feed(), request("get"), feed(),
+                       h2_send(respond(200, 100)), h2_done(), feed(),
+                       window(1, 1000), window(0, 65535), feed()),
+    "zero-window-stall": h2(1, "preface", True, 2, settings(0), feed(), request("get"), feed(),
+                            h2_send(respond(200, 100)), h2_done(), h2_tick(5.0), feed()),
+    "client-reset": h2(0, "preface", True, 0, request("open", end=False), feed(),
+                       h2_send(start(200)), reset(), feed(),
+                       h2_send(body(5, True, False)), h2_done(), feed()),
+    "push": h2(0, "preface", True, 0, request("get"), feed(), h2_send(start(200)), push(),
+               h2_send(body(5, False, False), app=0), feed(), h2_send(respond(200, 5), app=1),
+               h2_done(app=0), h2_done(), feed()),
+    "websocket-refused": h2(0, "preface", True, 0, request("ws", end=False), feed(),
+                            h2_done(True), feed()),
+    "websocket-small-window": h2(1, "preface", True, 2, settings(1), feed(),
+                                 request("ws", end=False), feed(), h2_done(True), feed(),
+                                 window(1, 65535), feed()),
+    "shutdown": h2(1, "preface", True, 1, request("get"), feed(), H2_SHUTDOWN,
+                   request("get"), feed(), h2_send(respond()), h2_done(), feed()),
+    "shutdown-deadline": h2(1, "preface", True, 1, request("get"), feed(), H2_SHUTDOWN,
+                            request("get"), feed(), h2_tick(3.0), feed()),
+    "client-goaway": h2(0, "preface", True, 0, request("get"), GOAWAY, feed(),
+                        h2_send(respond()), h2_done(), feed()),
+    "ping-idle": h2(1, "preface", True, 2, PING, feed(), h2_tick(5.0)),
+    "malformed": h2(0, "preface", True, 0, request("upper"), request("connection"),
+                    request("no-path"), request("te-gzip"), request("two-paths"),
+                    request("host-differs"), request("options"), feed(),
+                    h2_send(respond()), h2_done(), feed()),
+    "connect": h2(0, "preface", True, 0, request("connect", end=False),
+                  request("connect-other", end=False), feed()),
+    "misuse": h2(0, "preface", True, 0, request("get"), feed(), h2_send(bad(6)), h2_done(),
+                 feed()),
+    "app-crash-mid-body": h2(0, "preface", True, 0, request("get"), feed(),
+                             h2_send([start(200), body(5, True, False)]), h2_done(True), feed()),
+    "early-hints": h2(0, "preface", True, 0, request("get"), feed(), h2_send(hint(2)),
+                      h2_send(respond()), h2_done(), feed()),
+    "raw-frames": h2(1, "preface", False, 0, feed(), raw_frame(0, 0, 0, 1, 1),
+                     raw_frame(5, 0, 0), raw_frame(3, 0, 1, 2), raw_frame(6, 0, 1, 16),
+                     raw_frame(2, 0, 8), feed()),
+    "raw-continuation": h2(0, "preface", False, 0, feed(), raw_frame(0, 0, 3, 0, 0, 1),
+                           feed(), h2_send(respond()), h2_done(), feed()),
+    "raw-bad-hpack": h2(0, "preface", False, 0, feed(), raw_frame(8, 0, 4),
+                        ([], [b"\xff\xff\xff\xff"]), feed()),
+    "eof": h2(0, "preface", True, 0, request("open", end=False), feed(), h2_recv(), H2_EOF,
+              h2_recv(), h2_done()),
+}
+
 # Inputs that broke an invariant (named after it: a key of KNOWN_ISSUES while the bug is open).
 # The three below found core bugs, fixed in 7ff9cff.
 HTTP11_REGRESSIONS = {
@@ -236,6 +399,7 @@ HARNESSES: dict[str, tuple[Any, dict[str, tuple[list[int], list[bytes]]]]] = {
     "fuzz_http11": (fuzz_http11, HTTP11),
     "fuzz_detect": (fuzz_detect, DETECT),
     "fuzz_lifespan": (fuzz_lifespan, LIFESPAN),
+    "fuzz_http2": (fuzz_http2, HTTP2),
 }
 
 

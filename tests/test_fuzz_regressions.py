@@ -25,6 +25,7 @@ sys.path.insert(0, str(FUZZ_DIR))
 
 import _common  # noqa: E402
 import fuzz_detect  # noqa: E402
+import fuzz_http2  # noqa: E402
 import fuzz_http11  # noqa: E402
 import fuzz_lifespan  # noqa: E402
 
@@ -32,6 +33,7 @@ HARNESSES: dict[str, Any] = {
     "fuzz_http11": fuzz_http11,
     "fuzz_detect": fuzz_detect,
     "fuzz_lifespan": fuzz_lifespan,
+    "fuzz_http2": fuzz_http2,
 }
 
 
