@@ -61,9 +61,10 @@ from ._config import Config
 from ._errors import AppMisuseError, ClientDisconnected, DriverMisuseError
 from ._events import ConnectionClosed, Event, StreamReadable, StreamStarted, StreamWritable
 from ._events import StreamEnded as StreamEndedEvent
+from ._hpack import StaticEncoder
 from ._http11 import H2cUpgrade, http_date
 from ._http_messages import Resp
-from ._websocket import DENY_START, WebSocketSession, offered_subprotocols
+from ._websocket import DENY_BODY, DENY_START, WebSocketSession, offered_subprotocols
 
 PUSH = "http.response.push"
 # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
@@ -283,6 +284,7 @@ class HTTP2Connection:
             },
         )
         h2.decoder.max_header_list_size = config.max_head_size
+        h2.encoder = StaticEncoder()  # type: ignore[assignment]
         self._events: list[Event] = []
         if upgrade is None:
             h2.initiate_connection()
@@ -306,6 +308,8 @@ class HTTP2Connection:
         self._ws_open: set[int] = set()  # accepted: DATA goes to the session
         self._ws_early: dict[int, bytearray] = {}
         self._ws_unacked: dict[int, int] = {}  # WebSocket DATA bytes not yet credited back
+        # Denial bodies: content-length bytes still owed; -1 no count, -2 a no-body status.
+        self._ws_deny_left: dict[int, int] = {}
         self._scopes: dict[int, list[tuple[bytes, bytes]]] = {}  # request headers, for pushes
         self._out: list[bytes] = [h2.data_to_send()]
         self.closed = False
@@ -1018,11 +1022,29 @@ class HTTP2Connection:
     ) -> None:
         fields = [(n.lower(), v) for n, v in headers if n.lower() not in _CONNECTION_SPECIFIC]
         _check_fields(DENY_START, fields)
+        lengths = [v for n, v in fields if n == b"content-length"]
+        if len(lengths) > 1 or any(not v.isdigit() for v in lengths):
+            raise AppMisuseError(DENY_START, "SRV-01", f"bad content-length {lengths!r}")
+        if status == 204:  # RFC 9110 8.6: never on a 204
+            fields = [(n, v) for n, v in fields if n != b"content-length"]
+        no_body = status in msgs.NO_BODY_STATUS  # SRV-04: nothing on the wire, as on HTTP/1.1
+        self._ws_deny_left[session.stream_id] = (
+            -2 if no_body else int(lengths[0]) if lengths else -1)
         self._h2.send_headers(session.stream_id, [(b":status", str(status).encode()), *fields])
 
     def ws_deny_body(self, session: WebSocketSession, data: bytes, more: bool) -> None:
         # The body waits for the stream's window (and is cut to frame size) as frames do; the
         # session's ws_finished() after the last part ends the stream once it has left.
+        left = self._ws_deny_left.get(session.stream_id, -1)
+        if left == -2:
+            return
+        if left >= 0:
+            left -= len(data)
+            if left < 0:
+                raise AppMisuseError(DENY_BODY, "SRV-01", "body exceeds its content-length")
+            if not more and left:
+                raise AppMisuseError(DENY_BODY, "SRV-02", f"body ended {left} bytes short")
+            self._ws_deny_left[session.stream_id] = left
         self.ws_write(session, data)
 
     def _ws_credit(self, sid: int) -> None:
@@ -1082,6 +1104,7 @@ class HTTP2Connection:
             self._ws_open.discard(sid)
             self._ws_out.pop(sid, None)
             self._ws_early.pop(sid, None)
+            self._ws_deny_left.pop(sid, None)
             self._ws_credit(sid)  # give the connection window back
         self._maybe_idle()
 

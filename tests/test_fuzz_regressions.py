@@ -16,7 +16,7 @@ import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from asgi_sansio import Config, ServerConnection, StreamStarted
+from asgi_sansio import AppMisuseError, Config, ServerConnection, StreamStarted
 
 from .helpers import H2Client, Harness, parse_responses
 
@@ -203,6 +203,52 @@ def test_h2_finished_responses_waiting_for_the_window_have_a_deadline() -> None:
     conn.handle_timer(9.0)
     client.feed(conn.data_to_send())
     assert conn.closed and [g.error_code for g in client.goaways] == [ErrorCodes.NO_ERROR]
+
+
+
+def _h2_websocket(client: H2Client) -> tuple[ServerConnection, int]:
+    conn = ServerConnection(now=0.0, alpn="h2")
+    sid = client.request(b"CONNECT", b"/ws", protocol=b"websocket", end=False,
+                         headers=[(b"sec-websocket-version", b"13")])
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    assert conn.receive(sid) == {"type": "websocket.connect"}
+    return conn, sid
+
+
+DENY = "websocket.http.response.start"
+
+
+def test_h2_websocket_denial_content_length_is_checked() -> None:
+    """An HTTP/2 denial response follows the HTTP/1.1 rules for content-length: a malformed
+    one is misuse (a 500 goes instead), a body that breaks it is misuse (the stream is
+    reset); the h2 client refused both."""
+    client = H2Client()
+    conn, sid = _h2_websocket(client)
+    with pytest.raises(AppMisuseError):
+        conn.send(sid, {"type": DENY, "status": 401, "headers": [(b"content-length", b"x")]}, 0.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(sid).status == 500 and client.reply(sid).ended
+
+    client = H2Client()
+    conn, sid = _h2_websocket(client)
+    conn.send(sid, {"type": DENY, "status": 401, "headers": [(b"content-length", b"5")]}, 0.0)
+    with pytest.raises(AppMisuseError):
+        conn.send(sid, {"type": "websocket.http.response.body", "body": b"abc"}, 0.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(sid).status == 401 and client.reply(sid).reset == ErrorCodes.CANCEL
+
+
+def test_h2_websocket_denial_with_no_body_status_sends_no_body() -> None:
+    """SRV-04 as on HTTP/1.1: a 204 denial carries no DATA (and no content-length)."""
+    client = H2Client()
+    conn, sid = _h2_websocket(client)
+    conn.send(sid, {"type": DENY, "status": 204, "headers": [(b"content-length", b"2")]}, 0.0)
+    conn.send(sid, {"type": "websocket.http.response.body", "body": b"no"}, 0.0)
+    client.feed(conn.data_to_send())
+    reply = client.reply(sid)
+    assert reply.status == 204 and reply.body == b"" and reply.ended
+    assert reply.header(b"content-length") is None
 
 
 # --- the harness machinery -----------------------------------------------------------------------
