@@ -1049,7 +1049,7 @@ class HTTP2Connection:
 
     def _ws_credit(self, sid: int) -> None:
         unacked = self._ws_unacked.pop(sid, 0)
-        if unacked:
+        if unacked and not self.closed:  # nothing goes out after ConnectionClosed
             with contextlib.suppress(StreamClosedError, ProtocolError):
                 self._h2.acknowledge_received_data(unacked, sid)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wsproto.connection
+import wsproto.events
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
@@ -249,6 +251,29 @@ def test_h2_websocket_denial_with_no_body_status_sends_no_body() -> None:
     reply = client.reply(sid)
     assert reply.status == 204 and reply.body == b"" and reply.ended
     assert reply.header(b"content-length") is None
+
+
+
+def test_h2_websocket_app_finished_after_close_writes_nothing() -> None:
+    """Nothing goes out after ConnectionClosed: a WebSocket whose app returns after the
+    connection closed used to give back its unread window with a WINDOW_UPDATE."""
+    client = H2Client()
+    conn = ServerConnection(Config(body_buffer_size=16), now=0.0, alpn="h2")
+    sid = client.request(b"CONNECT", b"/ws", protocol=b"websocket", end=False,
+                         headers=[(b"sec-websocket-version", b"13")])
+    conn.receive_data(client.data(), 0.0)
+    conn.receive(sid)
+    conn.send(sid, {"type": "websocket.accept"}, 0.0)
+    ws = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    for _ in range(3):  # the app reads nothing: past body_buffer_size the window stays shut
+        client.c.send_data(sid, ws.send(wsproto.events.BytesMessage(data=b"x" * 20)))
+    conn.receive_data(client.data(), 0.0)
+    conn.receive_data(b"", 0.0)
+    conn.data_to_send()
+    conn.pop_events()
+    assert conn.closed
+    conn.app_finished(sid, 0.0)
+    assert conn.data_to_send() == b"" and conn.pop_events() == []
 
 
 # --- the harness machinery -----------------------------------------------------------------------
