@@ -258,16 +258,18 @@ def test_h2_websocket_app_finished_after_close_writes_nothing() -> None:
     """Nothing goes out after ConnectionClosed: a WebSocket whose app returns after the
     connection closed used to give back its unread window with a WINDOW_UPDATE."""
     client = H2Client()
-    conn = ServerConnection(Config(body_buffer_size=16), now=0.0, alpn="h2")
+    conn = ServerConnection(Config(body_buffer_size=64), now=0.0, alpn="h2")
     sid = client.request(b"CONNECT", b"/ws", protocol=b"websocket", end=False,
                          headers=[(b"sec-websocket-version", b"13")])
     conn.receive_data(client.data(), 0.0)
     conn.receive(sid)
     conn.send(sid, {"type": "websocket.accept"}, 0.0)
+    client.feed(conn.data_to_send())  # the client learns the 64-byte stream window
     ws = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
-    for _ in range(3):  # the app reads nothing: past body_buffer_size the window stays shut
+    for _ in range(4):  # the app reads nothing: past body_buffer_size the window stays shut
         client.c.send_data(sid, ws.send(wsproto.events.BytesMessage(data=b"x" * 20)))
-    conn.receive_data(client.data(), 0.0)
+        conn.receive_data(client.data(), 0.0)
+        client.feed(conn.data_to_send())
     conn.receive_data(b"", 0.0)
     conn.data_to_send()
     conn.pop_events()
