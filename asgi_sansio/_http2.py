@@ -843,6 +843,8 @@ class HTTP2Connection:
         ws = self._ws.get(stream_id)
         if ws is not None:
             ws.app_finished(exc, now)
+            if ws.wants_read and self._ws_unacked.get(stream_id):
+                self._ws_credit(stream_id)  # it reads on: room for the client's Close
             self._ws_app_done.add(stream_id)
             self._forget_ws(stream_id)
             return

@@ -254,6 +254,7 @@ class WebSocketSession:
         self._shutdown_code: int | None = None  # shutdown() came before the accept
         self._fast_out = False  # no extension agreed: data frames are framed here
         self._slow = False  # wsproto may hold bytes or a message in progress
+        self._app_gone = False  # app_finished(): messages from the peer are dropped
 
     # -- the app's receive --------------------------------------------------------------------
 
@@ -420,9 +421,16 @@ class WebSocketSession:
 
     def app_finished(self, exc: BaseException | None, now: float) -> None:
         self._now = now
-        if self.state in (WS.CLOSING, WS.CLOSED) or self._peer_gone:
-            return
-        self._fail_app(error=exc is not None)
+        # Nobody reads what is queued now: drop it (and what comes later) so that reading goes
+        # on, or the peer's answer to our Close would wait behind it until the close timeout.
+        self._app_gone = True
+        self._queue.clear()
+        self._sizes.clear()
+        self._queued_bytes = 0
+        if self.state not in (WS.CLOSING, WS.CLOSED) and not self._peer_gone:
+            self._fail_app(error=exc is not None)
+        if self.state is WS.CLOSING and self._ws is not None and not self._peer_gone:
+            self._pump()  # what wsproto held back while the queue was full
 
     def _fail_app(self, error: bool) -> None:
         """The app broke the session or left it open."""
@@ -583,6 +591,9 @@ class WebSocketSession:
         # A message costs its size plus a fixed overhead, so a flood of empty messages is
         # bounded too.
         size = self._part_bytes + 16
+        if self._app_gone:
+            self._part_bytes = 0
+            return
         self._queue.append(message)
         self._sizes.append(size)
         self._queued_bytes += size

@@ -17,8 +17,16 @@ import wsproto.connection
 import wsproto.events
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
+from wsproto.frame_protocol import FrameProtocol
 
-from asgi_sansio import AppMisuseError, Config, ServerConnection, StreamStarted
+from asgi_sansio import (
+    AppMisuseError,
+    Config,
+    ConnectionClosed,
+    ServerConnection,
+    StreamEnded,
+    StreamStarted,
+)
 
 from .helpers import H2Client, Harness, parse_responses
 
@@ -276,6 +284,29 @@ def test_h2_websocket_app_finished_after_close_writes_nothing() -> None:
     assert conn.closed
     conn.app_finished(sid, 0.0)
     assert conn.data_to_send() == b"" and conn.pop_events() == []
+
+
+
+def test_websocket_reads_the_peers_close_after_the_app_left_messages_unread() -> None:
+    """The app closed and returned with messages unread (past body_buffer_size): they are
+    dropped and reading goes on, so the client's answering Close ends the session cleanly
+    instead of the close timeout aborting it."""
+    conn = ServerConnection(Config(body_buffer_size=16), now=0.0)
+    conn.receive_data(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        0.0)
+    conn.receive(1)
+    conn.send(1, {"type": "websocket.accept"}, 0.0)
+    proto = FrameProtocol(client=True, extensions=[])
+    conn.receive_data(bytes(proto.send_data("x" * 20)), 0.0)  # queued, never read
+    assert not conn.wants_read
+    conn.send(1, {"type": "websocket.close", "code": 1000}, 0.0)
+    conn.app_finished(1, 0.0)
+    conn.pop_events()
+    assert conn.wants_read
+    conn.receive_data(bytes(proto.close(1000, "")), 0.1)
+    assert conn.pop_events() == [StreamEnded(1), ConnectionClosed()]
 
 
 # --- the harness machinery -----------------------------------------------------------------------
