@@ -1134,14 +1134,14 @@ class HTTP2Connection:
             self._h2.close_connection()
             self._close()
             return
-        if self._idle_deadline is not None and now >= self._idle_deadline:
-            self._h2.close_connection()  # GOAWAY(NO_ERROR), then close
-            self._close()
-            return
         for ws in list(self._ws.values()):
             timer = ws.get_timer()
             if timer is not None and now >= timer:
                 ws.handle_timer(now)
+        # After the WebSockets: one that ends here may leave the connection idle at once.
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self._h2.close_connection()  # GOAWAY(NO_ERROR), then close
+            self._close()
 
     def shutdown(self, now: float, restart: bool = False) -> None:
         if self.closed or self._shutting_down:

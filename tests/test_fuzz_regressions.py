@@ -309,6 +309,25 @@ def test_websocket_reads_the_peers_close_after_the_app_left_messages_unread() ->
     assert conn.pop_events() == [StreamEnded(1), ConnectionClosed()]
 
 
+
+def test_h2_nothing_due_is_left_after_handle_timer() -> None:
+    """A WebSocket aborted by its close timeout leaves the connection idle; with a zero
+    keep-alive that deadline is due at once, and the same handle_timer() call fires it."""
+    client = H2Client()
+    conn = ServerConnection(Config(ws_close_timeout=0.0, keep_alive_timeout=0.0), now=0.0,
+                            alpn="h2")
+    sid = client.request(b"CONNECT", b"/ws", protocol=b"websocket", end=False,
+                         headers=[(b"sec-websocket-version", b"13")])
+    conn.receive_data(client.data(), 0.0)
+    conn.receive(sid)
+    conn.send(sid, {"type": "websocket.accept"}, 0.0)
+    conn.app_finished(sid, 0.0)  # close 1000 sent; the client never answers
+    assert conn.get_timer() == 0.0
+    conn.handle_timer(0.0)
+    timer = conn.get_timer()
+    assert conn.closed or (timer is not None and timer > 0.0)
+
+
 # --- the harness machinery -----------------------------------------------------------------------
 
 
