@@ -40,7 +40,12 @@ from wsproto.events import (
 
 try:
     from benchmarks.bench_e2e import (
-        HYPERCORN_CONFIG, ROOT, cpu_seconds, free_port, pinned_server, wait_ready,
+        HYPERCORN_CONFIG,
+        ROOT,
+        cpu_seconds,
+        free_port,
+        pinned_server,
+        wait_ready,
     )
 except ImportError:  # run as a script: benchmarks/ is sys.path[0]
     from bench_e2e import HYPERCORN_CONFIG, ROOT, cpu_seconds, free_port, pinned_server, wait_ready  # type: ignore[no-redef, import-not-found, unused-ignore]
