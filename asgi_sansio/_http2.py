@@ -904,7 +904,7 @@ class HTTP2Connection:
             self._gone(stream)
         ws = self._ws.get(sid)
         if ws is not None:
-            ws.peer_lost()
+            self._ws_lost(sid, ws)
 
     def _reset_by_peer(self, sid: int) -> None:
         stream = self._streams.get(sid)
@@ -915,7 +915,14 @@ class HTTP2Connection:
         ws = self._ws.get(sid)
         if ws is not None:
             self._resets += 1
-            ws.peer_lost()
+            self._ws_lost(sid, ws)
+
+    def _ws_lost(self, sid: int, ws: WebSocketSession) -> None:
+        """The stream under a WebSocket is gone: nothing more will leave on it."""
+        ws.peer_lost()
+        self._ws_out.pop(sid, None)
+        self._ws_end.discard(sid)
+        self._forget_ws(sid)  # the app may be done already
 
     def _gone(self, stream: _Stream) -> None:
         stream.gone = True
@@ -1082,10 +1089,11 @@ class HTTP2Connection:
                     h2.end_stream(sid)
                 self._forget_ws(sid)  # the last bytes left: nothing holds the stream now
         except (StreamClosedError, ProtocolError):
-            self._ws_out.pop(sid, None)
             ws = self._ws.get(sid)
             if ws is not None:
-                ws.peer_lost()
+                self._ws_lost(sid, ws)
+            else:
+                self._ws_out.pop(sid, None)
 
     def ws_finished(self, session: WebSocketSession, abort: bool) -> None:
         sid = session.stream_id

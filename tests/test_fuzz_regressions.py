@@ -328,6 +328,23 @@ def test_h2_nothing_due_is_left_after_handle_timer() -> None:
     assert conn.closed or (timer is not None and timer > 0.0)
 
 
+
+def test_h2_websocket_reset_after_its_app_returned_is_forgotten() -> None:
+    """The client resets a WebSocket stream whose app already returned (our Close awaiting
+    its answer): the stream is forgotten and the idle connection gets its deadline.  It
+    stayed, with no deadline at all."""
+    client = H2Client()
+    conn, sid = _h2_websocket(client)
+    conn.send(sid, {"type": "websocket.accept"}, 0.0)
+    conn.app_finished(sid, 0.0)  # Close 1000 goes out; its answer is awaited
+    client.feed(conn.data_to_send())
+    client.c.reset_stream(sid, ErrorCodes.CANCEL)
+    conn.receive_data(client.data(), 1.0)
+    assert StreamEnded(sid) in conn.pop_events()
+    assert not conn._proto._ws
+    assert conn.get_timer() == 1.0 + Config().keep_alive_timeout
+
+
 # --- the harness machinery -----------------------------------------------------------------------
 
 
