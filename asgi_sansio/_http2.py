@@ -563,6 +563,13 @@ class HTTP2Connection:
         ws = self._ws.get(sid)
         if ws is not None:
             ws.receive_data(b"", self._now)  # the client half-closed the tunnel: it is over
+            if sid in self._ws_open:
+                self._ws_end.add(sid)  # our half ends too, once what is queued has left
+                self._pump_ws(sid)
+            else:  # no answer went out yet: nothing to finish
+                with contextlib.suppress(StreamClosedError, ProtocolError):
+                    self._h2.reset_stream(sid, ErrorCodes.CANCEL)
+            self._forget_ws(sid)
             return
         stream = self._streams.get(sid)
         if stream is None or stream.gone:

@@ -345,6 +345,24 @@ def test_h2_websocket_reset_after_its_app_returned_is_forgotten() -> None:
     assert conn.get_timer() == 1.0 + Config().keep_alive_timeout
 
 
+
+def test_h2_websocket_end_stream_after_its_app_returned_ends_both_halves() -> None:
+    """END_STREAM (the client's FIN) on a WebSocket whose app already returned: our half of
+    the stream ends too and the stream is forgotten, so the idle connection gets its
+    deadline (it stayed open on our side, with no deadline)."""
+    client = H2Client()
+    conn, sid = _h2_websocket(client)
+    conn.send(sid, {"type": "websocket.accept"}, 0.0)
+    conn.app_finished(sid, 0.0)
+    client.feed(conn.data_to_send())
+    client.c.end_stream(sid)
+    conn.receive_data(client.data(), 1.0)
+    client.feed(conn.data_to_send())
+    assert StreamEnded(sid) in conn.pop_events()
+    assert client.reply(sid).ended and not conn._proto._ws
+    assert conn.get_timer() == 1.0 + Config().keep_alive_timeout
+
+
 # --- the harness machinery -----------------------------------------------------------------------
 
 
