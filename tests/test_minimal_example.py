@@ -92,9 +92,9 @@ def test_two_requests_share_one_keep_alive_connection(server: tuple[str, int]) -
     assert first_port == second_port
 
 
-def test_http2_prior_knowledge_with_flow_control(server: tuple[str, int]) -> None:
-    """The core recognises the HTTP/2 preface by itself; an echo larger than the client's
-    window makes the app wait in send() until the window opens."""
+def test_http2_prior_knowledge(server: tuple[str, int]) -> None:
+    """The core recognises the HTTP/2 preface by itself, and sends an echo larger than the
+    client's initial window as the window opens."""
     with httpx.Client(http1=False, http2=True, timeout=BOUND) as client:
         get = client.get(url(server))
         post = client.post(url(server, "/echo"), content=BODY)
