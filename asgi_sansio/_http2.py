@@ -16,8 +16,12 @@ h2 does the framing, HPACK and the stream state machine; the stream policy is ou
   h2 alone would end the whole connection (Hypercorn#335).
 * **Floods are counted** per ``h2_flood_window`` seconds of the driver's clock: client resets
   of live streams (rapid reset, CVE-2023-44487) and refused streams against
-  ``h2_max_resets``; PING, SETTINGS, PRIORITY and empty DATA frames against
-  ``h2_max_control_frames``.  Past either, ``GOAWAY(ENHANCE_YOUR_CALM)``.
+  ``h2_max_resets``; PING, SETTINGS, PRIORITY, unknown (such as RFC 9218's PRIORITY_UPDATE,
+  which is read and ignored) and empty DATA frames against ``h2_max_control_frames``.  Past
+  either, ``GOAWAY(ENHANCE_YOUR_CALM)``.
+* **Request limits are HTTP/1.1's**: more fields than ``max_header_count`` is 431, a
+  ``:path`` longer than ``max_target_length`` is 414, and a header list past the advertised
+  ``SETTINGS_MAX_HEADER_LIST_SIZE`` (``max_head_size``) is 431, all on the stream alone.
 * **Graceful shutdown** writes its own GOAWAY (h2 would refuse every later frame once it sent
   one), lets the streams it names finish, refuses newer ones with REFUSED_STREAM, and aborts
   what is left at the deadline.
@@ -47,12 +51,13 @@ from h2.events import (
     StreamEnded,
     StreamReset,
     TrailersReceived,
+    UnknownFrameReceived,
     WindowUpdated,
 )
 from h2.exceptions import InvalidBodyLengthError, ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamClosedBy
-from hpack import OversizedHeaderListError
+from hpack import Decoder, OversizedHeaderListError
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 from . import _h1writer as writer
@@ -87,15 +92,58 @@ class _StreamMalformed:
         self.stream_id = stream_id
 
 
+# How far past SETTINGS_MAX_HEADER_LIST_SIZE a header block is still decoded to answer 431:
+# beyond it the decoding work is the client's attack, and it stays a connection error.
+_OVERSIZED_DECODE_FACTOR = 4
+
+
+class _Decoder(Decoder):
+    """hpack's decoder with a header list past the advertised limit made a stream error.
+
+    hpack stops at the limit with the dynamic table half updated, so only the connection could
+    end.  This one decodes the whole block (keeping the table in sync) up to
+    ``_OVERSIZED_DECODE_FACTOR`` times the limit, then keeps only the pseudo-header fields and
+    sets ``oversized``, so that stream alone gets 431 (RFC 9113 10.5.1).
+    """
+
+    oversized = False
+    limit = 0
+
+    @property
+    def max_header_list_size(self) -> int:
+        return self.limit * _OVERSIZED_DECODE_FACTOR
+
+    @max_header_list_size.setter
+    def max_header_list_size(self, value: int) -> None:
+        self.limit = value  # h2 sets the value it advertised
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        headers = super().decode(data, raw)
+        size = 0
+        for name, value in headers:
+            size += 32 + len(name) + len(value)  # RFC 9113 6.5.2's accounting
+        if size <= self.limit:
+            return headers
+        self.oversized = True
+        return [field for field in headers if field[0][:1] == b":"]
+
+
 class _H2(H2Connection):
-    """h2 with three stream-policy changes (see the module docstring): excess streams are
+    """h2 with four stream-policy changes (see the module docstring): excess streams are
     refused with REFUSED_STREAM, a bad request content-length is a stream error (RFC 9113
-    8.1.1; h2 makes it a connection error), and a client GOAWAY leaves the streams it names
-    free to finish (RFC 9113 6.8; h2 would refuse every later frame)."""
+    8.1.1; h2 makes it a connection error), a request header list past our limit is recorded in
+    ``oversized`` for a 431 (h2 makes it a connection error), and a client GOAWAY leaves the
+    streams it names free to finish (RFC 9113 6.8; h2 would refuse every later frame)."""
 
     refuse_above: int | None = None  # shutting down: streams above this id are refused
     refused = 0
     peer_goaway = False
+    decoder: _Decoder
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config)
+        self.decoder = _Decoder()
+        self.oversized: set[int] = set()  # requests whose header list is past the limit
 
     def close_connection(
         self,
@@ -167,14 +215,19 @@ class _H2(H2Connection):
             rst.error_code = ErrorCodes.REFUSED_STREAM
             self.refused += 1
             return [rst], []
+        self.decoder.oversized = False
         try:
-            return super()._receive_headers_frame(frame)
+            frames, events = super()._receive_headers_frame(frame)
         except ProtocolError as exc:
             if type(exc) is ProtocolError and not isinstance(
                 exc.__cause__, OversizedHeaderListError
             ) and exc.__cause__ is not None:
                 exc.error_code = ErrorCodes.COMPRESSION_ERROR  # RFC 9113 4.3: HPACK failed
             raise
+        if self.decoder.oversized:
+            # Trailers past the limit need nothing: they never reach the app.
+            self.oversized.update(e.stream_id for e in events if type(e) is RequestReceived)
+        return frames, events
 
 
 class _Stream:
@@ -420,7 +473,9 @@ class HTTP2Connection:
                 self._control_frames += 1
                 if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:  # type: ignore[attr-defined]
                     self._window_updated(0)
-            elif etype is PingReceived or etype is PriorityUpdated:
+            elif etype is PingReceived or etype is PriorityUpdated or (
+                    etype is UnknownFrameReceived):
+                # Unknown frames too: RFC 9218's PRIORITY_UPDATE is one to h2, as is GREASE.
                 self._control_frames += 1
             elif etype is ConnectionTerminated:
                 self._peer_goaway()
@@ -445,11 +500,23 @@ class HTTP2Connection:
     def _request(self, event: RequestReceived, now: float) -> None:
         sid = event.stream_id
         assert event.headers is not None
+        if sid in self._h2.oversized:
+            self._h2.oversized.discard(sid)
+            self._answer(sid, 431)  # past SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 10.5.1)
+            return
         checked = _check_request(event.headers)
         if isinstance(checked, str):
             self._reset(sid, ErrorCodes.PROTOCOL_ERROR)
             return
         pseudo, headers, content_length = checked
+        # The HTTP/1.1 limits, on the fields an HTTP/1.1 request would carry: cookie crumbs
+        # (RFC 9113 8.2.3, which browsers send one per cookie) count as one field.
+        if len(headers) > self.config.max_header_count:
+            self._answer(sid, 431)
+            return
+        if len(pseudo.get(b":path", b"")) > self.config.max_target_length:
+            self._answer(sid, 414)
+            return
         self._idle_deadline = None
         method = pseudo[b":method"]
         protocol = pseudo.get(b":protocol")

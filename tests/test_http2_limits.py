@@ -1,0 +1,359 @@
+"""HTTP/2 request limits, graceful shutdown's two GOAWAYs, and PRIORITY_UPDATE floods.
+
+Raw frames (or h2 in *client* mode, ``tests.helpers.H2Client``) go in; the exact frames the
+server writes come back decoded by that independent client.  The limits are HTTP/1.1's
+(``max_header_count`` 431, ``max_target_length`` 414, ``max_head_size`` 431), answered on the
+offending stream alone.
+"""
+
+from __future__ import annotations
+
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+from hyperframe.frame import DataFrame
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asgi_sansio import ConnectionClosed, StreamEnded, StreamStarted
+
+from .helpers import H2Harness, goaway_frames, rst_frames
+
+NO_ERROR = int(ErrorCodes.NO_ERROR)
+REFUSED_STREAM = int(ErrorCodes.REFUSED_STREAM)
+# What the h2 client sends besides the fields a test adds: :method, :scheme, :authority, :path.
+BASE_FIELDS = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"example.com"),
+               (b":path", b"/")]
+
+
+def closed(h: H2Harness) -> int:
+    return sum(1 for e in h.events if isinstance(e, ConnectionClosed))
+
+
+def started(h: H2Harness) -> list[int]:
+    return [e.stream_id for e in h.events if isinstance(e, StreamStarted)]
+
+
+def alive(h: H2Harness, path: bytes = b"/alive") -> int:
+    """The connection still serves a fresh request end to end."""
+    sid = h.request(path=path)
+    assert h.receive(sid) == {"type": "http.request", "body": b"", "more_body": False}
+    h.respond(sid, body=b"alive")
+    h.finish(sid)
+    reply = h.reply(sid)
+    assert (reply.status, reply.body, reply.ended) == (200, b"alive", True)
+    assert not h.conn.closed
+    return sid
+
+
+def refused_with(h: H2Harness, sid: int, status: int, *, request_open: bool = False) -> None:
+    """A complete short response on ``sid``, the app never called, the connection untouched.
+
+    A request still sending its body also gets RST_STREAM(NO_ERROR) after the response (SRV-07).
+    """
+    reply = h.reply(sid)
+    assert reply.status == status and reply.ended
+    assert reply.reset == (NO_ERROR if request_open else None)
+    assert int(reply.header(b"content-length") or -1) == len(reply.body) > 0
+    assert sid not in started(h)
+    assert not h.client.goaways and not h.conn.closed
+
+
+def list_size(fields: list[tuple[bytes, bytes]]) -> int:
+    """RFC 9113 6.5.2: the size SETTINGS_MAX_HEADER_LIST_SIZE bounds."""
+    return sum(32 + len(n) + len(v) for n, v in fields)
+
+
+# -- max_header_count -------------------------------------------------------------------------
+
+
+def test_header_count_at_the_limit_is_served_one_more_is_431() -> None:
+    h = H2Harness(max_header_count=5)
+    # :authority becomes the host field, as HTTP/1.1's Host counts: 1 + 4 = the limit.
+    ok = h.request(headers=[(b"x-%d" % i, b"v") for i in range(4)])
+    assert ok in started(h)
+    assert [n for n, _ in h.scope(ok)["headers"]] == [b"host", b"x-0", b"x-1", b"x-2", b"x-3"]
+    over = h.request(headers=[(b"x-%d" % i, b"v") for i in range(5)])
+    refused_with(h, over, 431)
+    assert h.reply(over).body == b"Request Header Fields Too Large"
+    h.respond(ok)
+    h.finish(ok)
+    assert h.reply(ok).status == 200
+    alive(h)
+
+
+def test_cookie_crumbs_count_as_one_field() -> None:
+    # RFC 9113 8.2.3: a browser sends one cookie field per cookie; HTTP/1.1 would carry one line
+    h = H2Harness(max_header_count=3)
+    sid = h.request(headers=[(b"cookie", b"c%d=%d" % (i, i)) for i in range(20)])
+    assert sid in started(h)
+    headers = h.scope(sid)["headers"]
+    assert headers == [(b"host", b"example.com"),
+                       (b"cookie", b"; ".join(b"c%d=%d" % (i, i) for i in range(20)))]
+
+
+def test_431_leaves_other_streams_alone() -> None:
+    h = H2Harness(max_header_count=4)
+    upload = h.request(b"POST", body=b"first", end=False)
+    over = h.request(headers=[(b"x-%d" % i, b"v") for i in range(10)])
+    refused_with(h, over, 431)
+    h.client.send_body(upload, b" second")
+    h.exchange()
+    assert h.read_body(upload) == b"first second"
+    h.respond(upload, body=b"done")
+    h.finish(upload)
+    assert (h.reply(upload).status, h.reply(upload).body) == (200, b"done")
+    assert started(h) == [upload]
+    alive(h)
+
+
+def test_431_on_an_open_request_resets_the_rest_of_it() -> None:
+    # SRV-07: the answer is complete; the body the client still sends is not wanted
+    h = H2Harness(max_header_count=2)
+    sid = h.request(b"POST", headers=[(b"x-%d" % i, b"v") for i in range(3)], end=False)
+    refused_with(h, sid, 431, request_open=True)
+    assert [f.error_code for f in rst_frames(h.client.raw) if f.stream_id == sid] == [NO_ERROR]
+    late = DataFrame(sid, flags=["END_STREAM"])
+    late.data = b"late body"  # raw: the client library knows the stream is closed
+    h.feed(late.serialize())
+    h.exchange()
+    assert not h.client.goaways
+    alive(h)
+
+
+@settings(max_examples=30)
+@given(limit=st.integers(1, 12), extra=st.integers(0, 24))
+def test_header_count_boundary(limit: int, extra: int) -> None:
+    h = H2Harness(max_header_count=limit)
+    sid = h.request(headers=[(b"x-f%d" % i, b"v") for i in range(extra)])
+    fields = extra + 1  # and host, from :authority
+    if fields > limit:
+        refused_with(h, sid, 431)
+    else:
+        assert len(h.scope(sid)["headers"]) == fields
+    alive(h)
+
+
+# -- max_target_length ------------------------------------------------------------------------
+
+
+def test_path_at_the_limit_is_served_one_longer_is_414() -> None:
+    h = H2Harness(max_target_length=32)
+    target = b"/" + b"a" * 20 + b"?q=" + b"b" * 8  # the query counts, as on HTTP/1.1
+    assert len(target) == 32
+    ok = h.request(path=target)
+    assert h.scope(ok)["query_string"] == b"q=" + b"b" * 8
+    over = h.request(path=target + b"b")
+    refused_with(h, over, 414)
+    assert h.reply(over).body == b"Request-URI Too Long"
+    h.respond(ok)
+    h.finish(ok)
+    assert h.reply(ok).status == 200
+
+
+@settings(max_examples=30)
+@given(limit=st.integers(8, 64), length=st.integers(1, 80))
+def test_path_length_boundary(limit: int, length: int) -> None:
+    h = H2Harness(max_target_length=limit)
+    sid = h.request(path=b"/" + b"p" * (length - 1))
+    if length > limit:
+        refused_with(h, sid, 414)
+    else:
+        assert sid in started(h)
+
+
+def test_websocket_connect_is_held_to_the_same_limits() -> None:
+    # RFC 8441 extended CONNECT carries a :path too
+    h = H2Harness(max_target_length=16, max_header_count=3)
+    ws = [(b"sec-websocket-version", b"13")]
+    long_path = h.request(b"CONNECT", path=b"/" + b"w" * 16, protocol=b"websocket",
+                          scheme=b"https", headers=ws, end=False)
+    refused_with(h, long_path, 414, request_open=True)
+    many = h.request(b"CONNECT", path=b"/ws", protocol=b"websocket", scheme=b"https",
+                     headers=ws + [(b"x-%d" % i, b"v") for i in range(3)], end=False)
+    refused_with(h, many, 431, request_open=True)
+    fine = h.request(b"CONNECT", path=b"/ws", protocol=b"websocket", scheme=b"https",
+                     headers=ws, end=False)
+    assert h.scope(fine)["type"] == "websocket"
+
+
+# -- max_head_size (SETTINGS_MAX_HEADER_LIST_SIZE) --------------------------------------------
+
+
+def test_header_list_at_the_advertised_size_is_served_one_byte_more_is_431() -> None:
+    # RFC 9113 10.5.1: 431 on the stream; the connection (and its HPACK state) lives on
+    limit = 4096
+    h = H2Harness(max_head_size=limit)
+    pad = limit - list_size([*BASE_FIELDS, (b"x-pad", b"")])
+    ok = h.request(headers=[(b"x-pad", b"p" * pad)])
+    assert ok in started(h)
+    over = h.request(headers=[(b"x-pad", b"p" * (pad + 1))])
+    refused_with(h, over, 431)
+    assert h.reply(over).body == b"Request Header Fields Too Large"
+    h.respond(ok)
+    h.finish(ok)
+    assert h.reply(ok).status == 200
+    alive(h)
+
+
+def test_oversized_header_block_keeps_hpack_in_sync() -> None:
+    # The client's encoder adds every field of the refused block to its dynamic table; the
+    # next request refers to the newest by index, which only decodes if ours did the same.
+    h = H2Harness(max_head_size=2048)
+    big = [(b"x-big-%d" % i, b"v" * 100) for i in range(20)]
+    over = h.request(headers=[*big, (b"x-sync", b"indexed-value")])
+    refused_with(h, over, 431)
+    h.client.request(headers=[(b"x-sync", b"indexed-value")])
+    block = h.client.data()
+    assert b"indexed-value" not in block  # sent as an index into the dynamic table
+    h.feed(block)
+    h.exchange()
+    (sid,) = started(h)
+    assert h.scope(sid)["headers"][-1] == (b"x-sync", b"indexed-value")
+
+
+def test_oversized_header_block_on_a_refused_stream_is_still_refused() -> None:
+    # Beyond SETTINGS_MAX_CONCURRENT_STREAMS the stream is refused whatever its size, and
+    # its block still goes through the decoder
+    h = H2Harness(max_head_size=2048, h2_max_concurrent_streams=1)
+    first = h.request(b"POST", end=False)
+    # Ignore our SETTINGS_MAX_CONCURRENT_STREAMS, as a client racing the preface could.
+    h.client.c.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 10
+    h.client.c.remote_settings.acknowledge()
+    extra = h.request(headers=[(b"x-big-%d" % i, b"v" * 100) for i in range(20)])
+    assert h.reply(extra).reset == REFUSED_STREAM and h.reply(extra).status is None
+    assert not h.client.goaways
+    h.respond(first)
+    h.finish(first)
+    alive(h)
+
+
+def test_oversized_trailers_are_dropped_with_the_rest_of_the_trailers() -> None:
+    # Request trailers never reach an ASGI app: past the limit they change nothing
+    h = H2Harness(max_head_size=2048)
+    sid = h.request(b"POST", body=b"body", end=False)
+    h.client.c.send_headers(sid, [(b"x-trailer-%d" % i, b"t" * 100) for i in range(30)],
+                            end_stream=True)
+    h.exchange()
+    assert h.read_body(sid) == b"body"
+    h.respond(sid)
+    h.finish(sid)
+    assert h.reply(sid).status == 200 and not h.client.goaways
+    alive(h)
+
+
+def test_header_list_far_past_the_limit_is_still_a_connection_error() -> None:
+    # Beyond 4x the advertised size the decoding work itself is the attack: ENHANCE_YOUR_CALM,
+    # as h2 always answered
+    limit = 1024
+    h = H2Harness(max_head_size=limit)
+    ok = h.request(b"POST", end=False)
+    pad = 4 * limit - list_size([*BASE_FIELDS, (b"x-pad", b"")])
+    at_bound = h.request(headers=[(b"x-pad", b"p" * pad)])
+    refused_with(h, at_bound, 431)
+    h.request(headers=[(b"x-pad", b"p" * (pad + 1))])
+    assert [(g.error_code, g.last_stream_id) for g in h.client.goaways] == [
+        (ErrorCodes.ENHANCE_YOUR_CALM, at_bound)]
+    assert closed(h) == 1 and StreamEnded(ok) in h.events
+
+
+@settings(max_examples=30)
+@given(pad=st.integers(0, 5000), split=st.booleans())
+def test_header_list_size_boundary(pad: int, split: bool) -> None:
+    limit = 1024
+    h = H2Harness(max_head_size=limit, max_header_count=1000)
+    fields = [(b"x-pad", b"p" * pad)]
+    if split:  # the same bytes over many small fields
+        fields = [(b"x-p%d" % i, b"p" * 8) for i in range(pad // 48)]
+    size = list_size([*BASE_FIELDS, *fields])
+    sid = h.request(headers=fields)
+    if size <= limit:
+        assert sid in started(h) and not h.client.goaways
+    elif size <= 4 * limit:
+        refused_with(h, sid, 431)
+        alive(h)
+    else:
+        assert [g.error_code for g in h.client.goaways] == [ErrorCodes.ENHANCE_YOUR_CALM]
+        assert sid not in started(h)
+
+
+# -- PRIORITY_UPDATE (RFC 9218): read, ignored, counted -----------------------------------------
+
+
+def priority_update(prioritized: int, value: bytes = b"u=1, i") -> bytes:
+    """RFC 9218 7.1: frame type 0x10 on stream 0, the prioritized stream id, a Priority value."""
+    payload = prioritized.to_bytes(4, "big") + value
+    return len(payload).to_bytes(3, "big") + b"\x10\x00" + b"\x00" * 4 + payload
+
+
+def fresh_flood_window(h: H2Harness) -> None:
+    """Start a new accounting window, so the client's SETTINGS at the preface do not count."""
+    h.now = h.conn.config.h2_flood_window
+
+
+def test_a_few_priority_updates_are_harmless() -> None:
+    h = H2Harness(h2_max_control_frames=10)
+    sid = h.request(b"POST", end=False)
+    h.take_output()
+    # For the open stream, and one for a stream not opened yet (RFC 9218 7.1 allows it).
+    h.feed(priority_update(sid, b"u=0") + priority_update(sid, b"u=7, i")
+           + priority_update(sid + 2))
+    assert h.take_output() == b""  # nothing to answer
+    h.client.send_body(sid, b"body")
+    h.exchange()
+    assert h.read_body(sid) == b"body"
+    h.respond(sid, body=b"answer")
+    h.finish(sid)
+    assert (h.reply(sid).status, h.reply(sid).body) == (200, b"answer")
+    alive(h)
+
+
+def test_priority_update_flood_is_enhance_your_calm() -> None:
+    h = H2Harness(h2_max_control_frames=10)
+    sid = h.request(b"POST", end=False)
+    fresh_flood_window(h)
+    h.feed(priority_update(sid) * 10)  # exactly the allowance
+    h.exchange()
+    assert not h.client.goaways and not h.conn.closed
+    h.feed(priority_update(sid))
+    h.exchange()
+    assert [(g.error_code, g.last_stream_id) for g in goaway_frames(h.client.raw)] == [
+        (ErrorCodes.ENHANCE_YOUR_CALM, sid)]
+    assert closed(h) == 1 and StreamEnded(sid) in h.events
+    assert h.receive(sid) == {"type": "http.disconnect"}
+
+
+def test_priority_updates_are_counted_per_flood_window() -> None:
+    h = H2Harness(h2_max_control_frames=10, h2_flood_window=5.0)
+    sid = h.request(b"POST", end=False)
+    fresh_flood_window(h)
+    h.feed(priority_update(sid) * 10)
+    h.now = 10.0  # a new accounting window
+    h.feed(priority_update(sid) * 10)
+    h.exchange()
+    assert not h.client.goaways and not h.conn.closed
+
+
+@settings(max_examples=30)
+@given(kinds=st.lists(st.sampled_from(["priority_update", "ping", "grease"]), max_size=16))
+def test_control_frames_share_one_allowance(kinds: list[str]) -> None:
+    # PRIORITY_UPDATE, PING and unknown (GREASE, RFC 9113 5.5) frames cost us work and the peer
+    # nothing: past h2_max_control_frames of them together, ENHANCE_YOUR_CALM.
+    h = H2Harness(h2_max_control_frames=8)
+    fresh_flood_window(h)
+    data = b""
+    for i, kind in enumerate(kinds):
+        if kind == "priority_update":
+            data += priority_update(1 + 2 * i)
+        elif kind == "ping":
+            data += b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + i.to_bytes(8, "big")
+        else:
+            data += b"\x00\x00\x02\x2b\x00\x00\x00\x00\x00ab"  # type 0x2b: reserved GREASE
+    if data:
+        h.feed(data)
+    h.exchange()
+    if len(kinds) > 8:
+        assert [g.error_code for g in h.client.goaways] == [ErrorCodes.ENHANCE_YOUR_CALM]
+    else:
+        assert not h.client.goaways
+        assert h.client.ping_acks == kinds.count("ping")
+        alive(h)
