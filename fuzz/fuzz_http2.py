@@ -244,7 +244,8 @@ class H2Driver(Driver):
         self.first_frame = True
         self.pending = b""
         self.max_message = 0
-        if start != "h2c":
+        self.carrier = start
+        if start in ("preface", "alpn"):
             self.client.initiate_connection()  # before the server's SETTINGS arrive
             self.take_client_output()
         super().__init__(config, check, trace=trace, alpn="h2" if start == "alpn" else None)
@@ -381,6 +382,8 @@ class H2Driver(Driver):
         if isinstance(frame, hf.RstStreamFrame):
             view.reset = True
             return
+        if isinstance(frame, hf.WindowUpdateFrame):
+            return  # the client may still send on a stream we ended (half-closed)
         check(not view.ended and not view.reset, "frame-after-end",
               f"{type(frame).__name__} on stream {sid} after its end")
         app = self.apps.get(sid)

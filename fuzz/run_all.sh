@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 ARTIFACTS=${FUZZ_ARTIFACTS:-fuzz/artifacts}
-HARNESSES=(fuzz_http11 fuzz_detect fuzz_lifespan fuzz_http2)
+HARNESSES=(fuzz_http11 fuzz_detect fuzz_lifespan fuzz_http2 fuzz_websocket)
 PY=$(command -v python || command -v python3) || { echo "fuzz: no python on PATH" >&2; exit 2; }
 mkdir -p "$ARTIFACTS"
 ARTIFACTS=$(cd "$ARTIFACTS" && pwd)

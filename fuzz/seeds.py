@@ -16,6 +16,7 @@ import fuzz_detect
 import fuzz_http2
 import fuzz_http11
 import fuzz_lifespan
+import fuzz_websocket
 from _common import CORPUS_DIR, FUZZ_DIR, scripted
 
 # --------------------------------------------------------------------------------------------
@@ -382,6 +383,148 @@ HTTP2 = {
               h2_recv(), h2_done()),
 }
 
+# --------------------------------------------------------------------------------------------
+# WebSocket: carrier, config, strict, handshake, ending, then ops (fuzz_websocket.run)
+# --------------------------------------------------------------------------------------------
+
+WS = fuzz_websocket
+
+
+def ws_message(text: bool, size: int, parts: int = 1) -> Step:
+    return [5, int(text), WS.SIZES.index(size), parts], []
+
+
+def ws_ping(payload: bytes = b"hi") -> Step:
+    return [9, len(payload)], [payload] if payload else []
+
+
+def ws_client_close(code: int | None = 1000) -> Step:
+    return [10, 1, WS.CLIENT_CLOSES.index(code)], []
+
+
+WS_PONG: Step = ([10, 0], [])
+
+
+def ws_bad(kind: int, payload: bytes, first: int = 0) -> Step:
+    values = [11, kind, len(payload)]
+    if kind != 7:
+        values.append(first)
+    if kind == 2:
+        values.append(1)  # a 1-byte Close payload
+    return values, [payload] if payload else []
+
+
+def ws_h2(kind: int, *values: int) -> Step:
+    return [13, kind, *values], []
+
+
+WS_RECV: Step = ([14], [])
+
+
+def ws_accept(sub: Any = None, headers: int = 0) -> Step:
+    return [17, 0, WS.SUBPROTOCOLS.index(sub), headers], []
+
+
+def ws_send(text: bool, size: int) -> Step:
+    return [17, 0, WS.SIZES.index(size), int(text)], []
+
+
+def ws_close(code: Any = 1000, reason: int = 0) -> Step:
+    return [17, 11, WS.CLOSE_CODES.index(code), reason], []
+
+
+def ws_deny(status: Any = 403, headers: int = 1) -> Step:
+    return [17, 9, WS.DENY_STATUSES.index(status), headers], []
+
+
+def ws_deny_body(size: int, more: bool) -> Step:
+    return [17, 0, (0, 1, 5, 100).index(size), 0 if more else 1], []
+
+
+def ws_bad_message(index: int) -> Step:
+    return [17, 15, index], []
+
+
+def ws_done(exc: bool = False) -> Step:
+    return [24, int(exc)], []
+
+
+def ws_tick(seconds: float) -> Step:
+    return [26, fuzz_http2.DELTAS.index(seconds)], []
+
+
+WS_SHUTDOWN: Step = ([29], [])
+WS_EOF: Step = ([30], [])
+
+
+def ws(carrier: str, config: int, strict: bool, handshake: int, ending: int,
+       *steps: Step | list[Step]) -> tuple[list[int], list[bytes]]:
+    values = [WS.CARRIERS.index(carrier), config, int(strict), handshake, ending]
+    blobs: list[bytes] = []
+    for step in steps:
+        for v, b in step if isinstance(step, list) else [step]:
+            values += v
+            blobs += b
+    return values, blobs
+
+
+OPEN = [feed(), WS_RECV, ws_accept()]
+WEBSOCKET = {
+    "h1-echo": ws("h1", 0, True, 0, 0, *OPEN, ws_message(True, 5), feed(), WS_RECV,
+                  ws_send(True, 5), ws_client_close(1000), feed(), WS_RECV, ws_done()),
+    "h1-deflate-subprotocol": ws("h1", 0, True, 1, 0, feed(), WS_RECV, ws_accept("chat"),
+                                ws_message(False, 1000, 3), ws_message(True, 126), feed(),
+                                WS_RECV, WS_RECV, ws_send(False, 1000), ws_close(3000),
+                                ws_client_close(3000), feed(), WS_RECV, ws_done()),
+    "h1-deny": ws("h1", 0, True, 0, 0, feed(), WS_RECV, ws_deny(401, 1),
+                  ws_deny_body(5, True), ws_deny_body(100, False), ws_done()),
+    "h1-deny-length": ws("h1", 0, True, 0, 0, feed(), ws_deny(403, 2), ws_deny_body(0, True),
+                         ws_deny_body(5, False), ws_done()),
+    "h1-close-before-accept": ws("h1", 0, True, 0, 0, feed(), WS_RECV, ws_close(1000),
+                                 ws_done()),
+    "h1-crash-before-accept": ws("h1", 0, True, 0, 0, feed(), WS_RECV, ws_done(True)),
+    "h1-bad-version": ws("h1", 0, True, 4, 0, feed()),
+    "h1-post": ws("h1", 0, True, 5, 0, feed()),
+    "h1-no-version": ws("h1", 0, True, 6, 0, feed()),
+    "h1-ping-timeout": ws("h1", 1, True, 0, 2, *OPEN, ws_tick(5.0), ws_tick(2.999),
+                          ws_tick(3.0), WS_RECV, ws_done()),
+    "h1-client-ping": ws("h1", 0, True, 0, 0, *OPEN, ws_ping(), WS_PONG, feed(),
+                         ws_client_close(None), feed(), WS_RECV, ws_done()),
+    "h1-backpressure": ws("h1", 2, True, 0, 0, *OPEN, ws_message(True, 5),
+                          ws_message(False, 5), ws_message(True, 125, 2), feed(), WS_RECV,
+                          feed(), WS_RECV, WS_RECV, feed(), WS_RECV, ws_done()),
+    "h1-shutdown": ws("h1", 0, True, 0, 1, *OPEN, WS_SHUTDOWN, ws_client_close(1001), feed(),
+                      WS_RECV, ws_done()),
+    "h1-bad-frames": ws("h1", 0, False, 0, 0, *OPEN, ws_bad(1, b"text"), feed(), WS_RECV,
+                        ws_done()),
+    "h1-bad-close": ws("h1", 1, False, 0, 0, *OPEN, ws_bad(2, b"\x03"), feed(), WS_RECV,
+                       ws_done()),
+    "h1-eof": ws("h1", 0, True, 0, 0, *OPEN, WS_EOF, WS_RECV, ws_done()),
+    "h1-misuse": ws("h1", 0, True, 0, 0, *OPEN, ws_bad_message(6), ws_client_close(1002),
+                    feed(), WS_RECV, ws_done()),
+    "h1-too-big": ws("h1", 1, True, 2, 0, *OPEN, ws_message(False, 70_000), feed(), WS_RECV,
+                     ws_done()),
+    "h2-echo": ws("preface", 0, True, 0, 0, *OPEN, feed(), ws_message(True, 5), feed(),
+                  WS_RECV, ws_send(True, 5), ws_client_close(1000), feed(), WS_RECV, ws_done(),
+                  feed()),
+    "h2-alpn-deflate": ws("alpn", 0, True, 1, 0, *OPEN, feed(), ws_message(False, 1000, 2),
+                          feed(), WS_RECV, ws_send(False, 126), ws_close(1000),
+                          ws_client_close(1000), feed(), WS_RECV, ws_done(), feed()),
+    "h2-deny": ws("preface", 0, True, 0, 0, feed(), WS_RECV, ws_deny(401, 2),
+                  ws_deny_body(5, False), ws_done(), feed()),
+    "h2-bad-version": ws("preface", 0, True, 4, 0, feed()),
+    "h2-small-window": ws("preface", 1, True, 0, 2, *OPEN, feed(), ws_message(True, 5),
+                          ws_message(False, 5), ws_message(True, 5), ws_message(False, 5),
+                          feed(), WS_RECV, ws_h2(0), feed(), WS_RECV, WS_RECV, ws_done(),
+                          feed()),
+    "h2-end-stream": ws("preface", 0, True, 0, 0, *OPEN, feed(), ws_h2(3), feed(), WS_RECV,
+                        ws_done()),
+    "h2-reset": ws("preface", 0, True, 0, 0, *OPEN, feed(), ws_h2(2), feed(), WS_RECV,
+                   ws_done()),
+    "h2-shutdown": ws("alpn", 1, True, 0, 1, *OPEN, feed(), WS_SHUTDOWN, ws_client_close(1001),
+                      feed(), WS_RECV, ws_done(), feed()),
+}
+
 # Inputs that broke an invariant (named after it: a key of KNOWN_ISSUES while the bug is open).
 # The three below found core bugs, fixed in 7ff9cff.
 HTTP11_REGRESSIONS = {
@@ -400,6 +543,7 @@ HARNESSES: dict[str, tuple[Any, dict[str, tuple[list[int], list[bytes]]]]] = {
     "fuzz_detect": (fuzz_detect, DETECT),
     "fuzz_lifespan": (fuzz_lifespan, LIFESPAN),
     "fuzz_http2": (fuzz_http2, HTTP2),
+    "fuzz_websocket": (fuzz_websocket, WEBSOCKET),
 }
 
 

@@ -38,12 +38,14 @@ import fuzz_detect  # noqa: E402
 import fuzz_http2  # noqa: E402
 import fuzz_http11  # noqa: E402
 import fuzz_lifespan  # noqa: E402
+import fuzz_websocket  # noqa: E402
 
 HARNESSES: dict[str, Any] = {
     "fuzz_http11": fuzz_http11,
     "fuzz_detect": fuzz_detect,
     "fuzz_lifespan": fuzz_lifespan,
     "fuzz_http2": fuzz_http2,
+    "fuzz_websocket": fuzz_websocket,
 }
 
 
