@@ -188,7 +188,11 @@ class _H2(H2Connection):
         return [_StreamMalformed(sid)]
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Any], list[Any]]:
+        queued = self._data_to_send
         frames, events = super()._receive_goaway_frame(frame)
+        # h2 drops what is queued: our answers to the frames before the GOAWAY (a RST_STREAM,
+        # a SETTINGS or PING ACK) still go, with the streams it lets finish.
+        self._data_to_send = queued + self._data_to_send
         self.peer_goaway = True
         self.refuse_above = min(self.refuse_above or self.highest_inbound_stream_id,
                                 self.highest_inbound_stream_id)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import wsproto.connection
 import wsproto.events
+from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from wsproto.frame_protocol import FrameProtocol
@@ -363,6 +364,21 @@ def test_h2_websocket_end_stream_after_its_app_returned_ends_both_halves() -> No
     assert StreamEnded(sid) in conn.pop_events()
     assert client.reply(sid).ended and not conn._proto._ws
     assert conn.get_timer() == 1.0 + Config().keep_alive_timeout
+
+
+
+def test_h2_answers_queued_before_a_client_goaway_still_go_out() -> None:
+    """h2 drops its queued output when a GOAWAY arrives: the RST_STREAM for a request body
+    over its content-length, read in the same batch just before, was lost, so the client
+    never learnt its stream was over."""
+    conn, client = _h2_connection(Config())
+    sid = client.request(b"POST", headers=[(b"content-length", b"5")], end=False)
+    client.c.send_data(sid, b"x" * 64, end_stream=True)
+    client.c.close_connection()
+    client.c.state_machine.state = ConnectionState.CLIENT_OPEN  # h2 would refuse the answer
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(sid).reset == ErrorCodes.PROTOCOL_ERROR
 
 
 # --- the harness machinery -----------------------------------------------------------------------
