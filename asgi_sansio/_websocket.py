@@ -472,6 +472,7 @@ class WebSocketSession:
         if (
             not self._slow and self._FAST_PATH
             and self.state is WS.OPEN and ws.state is ConnectionState.OPEN
+            and self._queued_bytes < self.config.body_buffer_size
         ):
             data = self._fast_frames(data)
             if not data:
@@ -528,9 +529,11 @@ class WebSocketSession:
     def _pump(self) -> None:
         ws = self._ws
         assert ws is not None
-        if self.state is WS.CLOSED:
-            return
         limit = self.config.body_buffer_size
+        if self.state is WS.CLOSED or self._queued_bytes >= limit:
+            # Already full: more bytes (HTTP/2 keeps feeding DATA the window allowed) wait in
+            # wsproto, or every call would queue one more message past the bound.
+            return
         for event in ws.events():
             if isinstance(event, TextMessage):
                 self._text_part(event)

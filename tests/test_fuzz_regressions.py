@@ -381,6 +381,28 @@ def test_h2_answers_queued_before_a_client_goaway_still_go_out() -> None:
     assert client.reply(sid).reset == ErrorCodes.PROTOCOL_ERROR
 
 
+
+def test_h2_websocket_queue_stops_at_its_bound_however_the_data_is_framed() -> None:
+    """Complete messages waiting for the app stop at body_buffer_size plus one message: each
+    DATA frame HTTP/2 delivers while the queue is full used to queue one more (with
+    permessage-deflate, up to ws_max_message_size each)."""
+    client = H2Client()
+    conn = ServerConnection(Config(body_buffer_size=64), now=0.0, alpn="h2")
+    sid = client.request(b"CONNECT", b"/ws", protocol=b"websocket", end=False,
+                         headers=[(b"sec-websocket-version", b"13")])
+    conn.receive_data(client.data(), 0.0)
+    conn.receive(sid)
+    conn.send(sid, {"type": "websocket.accept"}, 0.0)
+    client.feed(conn.data_to_send())
+    proto = FrameProtocol(client=True, extensions=[])
+    for _ in range(4):  # 16-byte frames, one DATA frame each: the 64-byte window's worth
+        client.c.send_data(sid, bytes(proto.send_data(b"m" * 10)))
+    conn.receive_data(client.data(), 0.0)
+    assert conn._proto._ws[sid]._queued_bytes <= 64 + 26  # 26: one message's cost
+    got = [conn.receive(sid) for _ in range(4)]
+    assert [m and m["bytes"] for m in got] == [b"m" * 10] * 4  # nothing lost
+
+
 # --- the harness machinery -----------------------------------------------------------------------
 
 
