@@ -24,7 +24,10 @@ h2 does the framing, HPACK and the stream state machine; the stream policy is ou
   ``SETTINGS_MAX_HEADER_LIST_SIZE`` (``max_head_size``) is 431, all on the stream alone.
 * **Graceful shutdown** writes its own GOAWAY (h2 would refuse every later frame once it sent
   one), lets the streams it names finish, refuses newer ones with REFUSED_STREAM, and aborts
-  what is left at the deadline.
+  what is left at the deadline.  With ``h2_shutdown_ping`` it follows RFC 9113 6.8's advice:
+  a first GOAWAY naming stream 2^31-1 and a PING; once the ACK is back (or after
+  ``SHUTDOWN_PING_WAIT``) the second names the last stream, so the streams the client opened
+  before it saw the first are served, not refused.
 
 The ASGI response rules are shared with HTTP/1.1 (``_http_messages``); WebSockets arrive as
 RFC 8441 extended CONNECT and reuse ``WebSocketSession`` with this connection as carrier.
@@ -44,6 +47,7 @@ from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
     PingReceived,
     PriorityUpdated,
     RemoteSettingsChanged,
@@ -72,6 +76,11 @@ from ._http_messages import Resp
 from ._websocket import DENY_BODY, DENY_START, WebSocketSession, offered_subprotocols
 
 PUSH = "http.response.push"
+# RFC 9113 6.8: how long graceful shutdown waits for its PING's ACK before the second GOAWAY
+# names the last stream anyway.  The RFC asks for at least one round trip; 1 s covers nearly
+# every path, and is all a client that never answers PINGs (it MUST) or never reads costs.
+SHUTDOWN_PING_WAIT = 1.0
+_SHUTDOWN_PING = b"shutdown"  # our PING's opaque data: no other PING of ours is in flight
 # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -136,6 +145,7 @@ class _H2(H2Connection):
     streams it names free to finish (RFC 9113 6.8; h2 would refuse every later frame)."""
 
     refuse_above: int | None = None  # shutting down: streams above this id are refused
+    awaiting_ping = False  # graceful shutdown's PING is out
     refused = 0
     peer_goaway = False
     decoder: _Decoder
@@ -186,6 +196,17 @@ class _H2(H2Connection):
             self._prepare_for_sending([rst])
             self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
         return [_StreamMalformed(sid)]
+
+    def _receive_ping_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
+        frames, events = super()._receive_ping_frame(frame)
+        if self.awaiting_ping and "ACK" in frame.flags and frame.opaque_data == _SHUTDOWN_PING:
+            # Graceful shutdown's PING came back: every stream the client opened before it saw
+            # our first GOAWAY is in, so any later in this same read is refused already.
+            self.awaiting_ping = False
+            highest = self.highest_inbound_stream_id
+            above = self.refuse_above
+            self.refuse_above = highest if above is None else min(above, highest)
+        return frames, events
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Any], list[Any]]:
         queued = self._data_to_send
@@ -375,6 +396,10 @@ class HTTP2Connection:
         self._peer_left = False  # the client sent GOAWAY
         self._idle_deadline: float | None = now + config.keep_alive_timeout
         self._shutdown_deadline: float | None = None
+        self._ping_deadline: float | None = None  # the first shutdown GOAWAY awaits its PING
+        # RFC 9113 6.8's two GOAWAYs on shutdown; opt-in (a Config with ``h2_shutdown_ping``)
+        # until Config carries the field.
+        self._two_phase_goaway = bool(getattr(config, "h2_shutdown_ping", False))
         self._flood_window_end = now + config.h2_flood_window
         self._resets = 0
         self._control_frames = 0
@@ -452,6 +477,7 @@ class HTTP2Connection:
             self._flood_window_end = now + self.config.h2_flood_window
             self._resets = self._control_frames = 0
         refused = h2.refused
+        acked = False
         try:
             events = h2.receive_data(data)
         except ProtocolError:
@@ -481,6 +507,9 @@ class HTTP2Connection:
                     etype is UnknownFrameReceived):
                 # Unknown frames too: RFC 9218's PRIORITY_UPDATE is one to h2, as is GREASE.
                 self._control_frames += 1
+            elif etype is PingAckReceived:
+                self._control_frames += 1  # unasked-for ACKs cost work as PINGs do
+                acked = acked or event.ping_data == _SHUTDOWN_PING  # type: ignore[attr-defined]
             elif etype is ConnectionTerminated:
                 self._peer_goaway()
             elif etype is _StreamMalformed:
@@ -491,6 +520,9 @@ class HTTP2Connection:
                 return
         self._resets += h2.refused - refused
         self._check_floods(now)
+        if acked and self._ping_deadline is not None and not self.closed:
+            # After this batch: the streams it opened before the ACK are among those named.
+            self._final_goaway()
 
     def _check_floods(self, now: float) -> None:
         config = self.config
@@ -850,7 +882,8 @@ class HTTP2Connection:
         headers = [(b"host", authority), *[(n, v) for n, v in fields if n != b"host"]]
         pushed = _Stream(promised, False)
         pushed.body_done = True
-        pushed.extensions = {"http.response.early_hint": {}}
+        # No early hints: h2 cannot send a 1xx on a reserved stream, and nobody asked.
+        pushed.extensions = {}
         self._streams[promised] = pushed
         del pseudo[b":authority"]
         scope = self._scope("http", pseudo, headers, pushed.extensions)
@@ -1040,6 +1073,8 @@ class HTTP2Connection:
                 self._idle_deadline = self._now + self.config.keep_alive_timeout
             return
         if self._shutting_down or self._peer_left:
+            if self._ping_deadline is not None and not self._peer_left:
+                return  # streams sent before our first GOAWAY may still be on their way
             # The closing GOAWAY repeats the first one's last stream id: it never goes up.
             self._h2.close_connection(last_stream_id=self._h2.refuse_above)
             self._close()
@@ -1065,7 +1100,7 @@ class HTTP2Connection:
             self._end(stream)
         for ws in self._ws.values():
             ws.peer_lost()
-        self._idle_deadline = self._shutdown_deadline = None
+        self._idle_deadline = self._shutdown_deadline = self._ping_deadline = None
         self._events.append(ConnectionClosed())
 
     # -- WebSocket over HTTP/2 (RFC 8441) ------------------------------------------------------
@@ -1203,9 +1238,9 @@ class HTTP2Connection:
 
     def get_timer(self) -> float | None:
         timer = self._idle_deadline
-        deadline = self._shutdown_deadline
-        if deadline is not None and (timer is None or deadline < timer):
-            timer = deadline
+        for deadline in (self._shutdown_deadline, self._ping_deadline):
+            if deadline is not None and (timer is None or deadline < timer):
+                timer = deadline
         for ws in self._ws.values():
             deadline = ws.get_timer()
             if deadline is not None and (timer is None or deadline < timer):
@@ -1220,6 +1255,10 @@ class HTTP2Connection:
             self._h2.close_connection()
             self._close()
             return
+        if self._ping_deadline is not None and now >= self._ping_deadline:
+            self._final_goaway()  # no ACK in time: name the streams seen so far
+            if self.closed:
+                return
         for ws in list(self._ws.values()):
             timer = ws.get_timer()
             if timer is not None and now >= timer:
@@ -1234,19 +1273,44 @@ class HTTP2Connection:
             return
         self._now = now
         self._shutting_down = True
+        self._shutdown_deadline = now + self.config.shutdown_timeout
+        if self._two_phase_goaway and not self._peer_left:
+            # RFC 9113 6.8: a first GOAWAY that refuses nothing stops the client opening
+            # streams; the ACK of the PING behind it comes after every stream it opened before
+            # it saw the GOAWAY, and those are served too.
+            self._ping_deadline = min(now + SHUTDOWN_PING_WAIT, self._shutdown_deadline)
+            self._goaway(2**31 - 1)
+            self._h2.ping(_SHUTDOWN_PING)
+            self._h2.awaiting_ping = True
+        else:
+            self._final_goaway(idle_check=False)
+        for ws in self._ws.values():
+            ws.shutdown(now, 1012 if restart else 1001)
+        self._maybe_idle()
+
+    def _final_goaway(self, idle_check: bool = True) -> None:
+        """The GOAWAY naming the last stream we serve; newer ones are refused from now on."""
+        self._ping_deadline = None
         h2 = self._h2
+        h2.awaiting_ping = False
         last = h2.highest_inbound_stream_id
+        if h2.refuse_above is not None:  # fixed by the PING's ACK or the client's GOAWAY
+            last = min(last, h2.refuse_above)
         h2.refuse_above = last
+        if not idle_check:
+            self._goaway(last)
+            return
+        if self._streams or self._ws:  # else the closing GOAWAY is this one
+            self._goaway(last)
+        self._maybe_idle()
+
+    def _goaway(self, last: int) -> None:
         # Our own GOAWAY: h2's would make it refuse every later frame of the streams in flight.
         goaway = GoAwayFrame(0)
         goaway.last_stream_id = last
         goaway.error_code = ErrorCodes.NO_ERROR
-        self._out.append(h2.data_to_send())
+        self._out.append(self._h2.data_to_send())
         self._out.append(goaway.serialize())
-        for ws in self._ws.values():
-            ws.shutdown(now, 1012 if restart else 1001)
-        self._shutdown_deadline = now + self.config.shutdown_timeout
-        self._maybe_idle()
 
 
 def _compression_errors(decoder: Any, block: bytes) -> None:

@@ -8,15 +8,22 @@ offending stream alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from hyperframe.frame import DataFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wsproto.events import CloseConnection
 
-from asgi_sansio import ConnectionClosed, StreamEnded, StreamStarted
+from asgi_sansio import Config, ConnectionClosed, ServerConnection, StreamEnded, StreamStarted
+from asgi_sansio._http2 import SHUTDOWN_PING_WAIT
 
-from .helpers import H2Harness, goaway_frames, rst_frames
+from .helpers import H2Client, H2Harness, goaway_frames, h2_frames, rst_frames
+from .test_http2 import ws_accepted
+from .test_http2_properties import CLIENT, LIMITS, SERVER, H2Machine
 
 NO_ERROR = int(ErrorCodes.NO_ERROR)
 REFUSED_STREAM = int(ErrorCodes.REFUSED_STREAM)
@@ -357,3 +364,258 @@ def test_control_frames_share_one_allowance(kinds: list[str]) -> None:
         assert not h.client.goaways
         assert h.client.ping_acks == kinds.count("ping")
         alive(h)
+
+
+# -- graceful shutdown with two GOAWAYs (RFC 9113 6.8) ----------------------------------------
+
+LAST = 2**31 - 1  # the first GOAWAY's last-stream-id: it refuses nothing
+
+
+@dataclass(frozen=True, slots=True)
+class PingConfig(Config):
+    """A Config with ``h2_shutdown_ping``, which the core reads with getattr (opt-in)."""
+
+    h2_shutdown_ping: bool = True
+
+
+def harness(**config: Any) -> H2Harness:
+    conn = ServerConnection(PingConfig(**config), now=0.0, client=("10.0.0.1", 5555),
+                            server=("10.0.0.2", 443), alpn="h2")
+    return H2Harness(conn)
+
+
+def goaways(h: H2Harness) -> list[tuple[int, int]]:
+    return [(g.error_code, g.last_stream_id) for g in goaway_frames(h.client.raw)]
+
+
+def serve(h: H2Harness, sid: int, body: bytes = b"ok") -> None:
+    h.respond(sid, body=body)
+    h.finish(sid)
+    assert (h.reply(sid).status, h.reply(sid).body, h.reply(sid).ended) == (200, body, True)
+
+
+def test_first_goaway_names_no_stream_and_carries_a_ping() -> None:
+    h = harness(shutdown_timeout=10.0)
+    sid = h.request()
+    h.conn.shutdown(h.now)
+    h.pump()
+    goaway, ping = h2_frames(h.take_output())
+    assert isinstance(goaway, GoAwayFrame) and isinstance(ping, PingFrame)
+    assert (goaway.stream_id, goaway.last_stream_id, goaway.error_code) == (0, LAST, NO_ERROR)
+    assert (ping.stream_id, ping.flags, ping.opaque_data) == (0, set(), b"shutdown")
+    assert h.conn.get_timer() == SHUTDOWN_PING_WAIT
+    assert not h.conn.closed and sid in started(h)
+
+
+def test_default_config_keeps_the_single_goaway() -> None:
+    h = H2Harness()
+    sid = h.request()
+    h.conn.shutdown(h.now)
+    h.pump()
+    assert [type(f) for f in h2_frames(h.take_output())] == [GoAwayFrame]
+    assert h.conn.get_timer() == h.conn.config.shutdown_timeout
+    h.exchange()
+    assert sid in started(h)
+
+
+def test_streams_opened_before_the_client_saw_the_goaway_are_served() -> None:
+    h = harness(shutdown_timeout=10.0)
+    s1 = h.request(b"POST", body=b"a", end=False)
+    h.conn.shutdown(h.now)
+    h.pump()
+    first = h.take_output()  # GOAWAY + PING, still on their way to the client
+    late = h.client.request(path=b"/late")
+    h.feed(h.client.data())
+    assert started(h) == [s1, late]
+    assert goaway_frames(h.take_output()) == []  # nothing more until the ACK
+    h.client.feed(first)
+    h.exchange()  # the client's PING ACK goes back; the second GOAWAY names ``late``
+    assert [(g.error_code, g.last_stream_id) for g in h.client.goaways] == [
+        (NO_ERROR, LAST), (NO_ERROR, late)]
+    newer = h.request()  # opened after a GOAWAY, which a client MUST NOT do
+    assert h.reply(newer).reset == REFUSED_STREAM and newer not in started(h)
+    serve(h, late, b"late")
+    assert not h.conn.closed
+    h.client.send_body(s1, b"b")
+    h.exchange()
+    assert h.read_body(s1) == b"ab"
+    serve(h, s1)
+    assert closed(h) == 1 and h.events[-1] == ConnectionClosed()
+    ids = [last for _, last in goaways(h)]
+    assert ids == [LAST, late, late], ids  # the closing GOAWAY repeats the second
+
+
+def test_a_stream_behind_the_ack_in_the_same_read_is_refused() -> None:
+    h = harness()
+    s1 = h.request(b"POST", end=False)
+    h.conn.shutdown(h.now)
+    h.pump()
+    h.client.feed(h.take_output())  # the client queues its PING ACK
+    newer = h.client.request()  # and, against RFC 9113 6.8, a new stream behind it
+    h.feed(h.client.data())
+    h.exchange()
+    assert h.reply(newer).reset == REFUSED_STREAM and started(h) == [s1]
+    assert goaways(h) == [(NO_ERROR, LAST), (NO_ERROR, s1)]
+
+
+def test_without_an_ack_the_second_goaway_follows_the_wait() -> None:
+    h = harness(shutdown_timeout=10.0)
+    s1 = h.request(b"POST", end=False)
+    h.conn.shutdown(0.0)
+    h.pump()
+    h.take_output()  # the client never reads it
+    h.conn.handle_timer(SHUTDOWN_PING_WAIT - 0.01)
+    h.pump()
+    assert h.take_output() == b"" and h.conn.get_timer() == SHUTDOWN_PING_WAIT
+    h.conn.handle_timer(SHUTDOWN_PING_WAIT)
+    h.pump()
+    (second,) = goaway_frames(h.take_output())
+    assert (second.last_stream_id, second.error_code) == (s1, NO_ERROR)
+    assert h.conn.get_timer() == 10.0  # the shutdown deadline, as ever
+    h.now = SHUTDOWN_PING_WAIT
+    newer = h.request()
+    assert h.reply(newer).reset == REFUSED_STREAM and started(h) == [s1]
+    h.tick(10.0)
+    assert closed(h) == 1 and StreamEnded(s1) in h.events
+
+
+def test_the_wait_never_outlasts_the_shutdown_deadline() -> None:
+    h = harness(shutdown_timeout=0.25)
+    s1 = h.request(b"POST", end=False)
+    h.conn.shutdown(0.0)
+    h.pump()
+    assert h.conn.get_timer() == 0.25
+    h.conn.handle_timer(0.25)
+    h.pump()
+    assert closed(h) == 1 and StreamEnded(s1) in h.events
+    assert [g.last_stream_id for g in goaway_frames(h.take_output())] == [LAST, s1]
+    assert h.conn.get_timer() is None
+
+
+def test_no_streams_closes_once_the_ping_is_back() -> None:
+    h = harness()
+    h.conn.shutdown(h.now)
+    h.pump()
+    first = h.take_output()
+    assert not h.conn.closed  # a stream may still be on its way
+    h.client.feed(first)
+    h.exchange()
+    assert closed(h) == 1
+    assert goaways(h) == [(NO_ERROR, LAST), (NO_ERROR, 0)]
+
+
+def test_no_streams_and_no_ack_closes_after_the_wait() -> None:
+    h = harness()
+    h.conn.shutdown(0.0)
+    h.pump()
+    h.conn.handle_timer(SHUTDOWN_PING_WAIT)
+    h.pump()
+    assert closed(h) == 1
+    assert [g.last_stream_id for g in goaway_frames(h.take_output())] == [LAST, 0]
+
+
+def test_a_client_goaway_during_the_wait_closes_an_idle_connection() -> None:
+    # No new streams will come from a client that said GOAWAY itself: no need for the ACK
+    h = harness()
+    h.conn.shutdown(h.now)
+    h.pump()
+    client_goaway = GoAwayFrame(0)
+    client_goaway.last_stream_id = 0
+    h.feed(client_goaway.serialize())
+    assert closed(h) == 1 and h.conn.get_timer() is None
+    assert [g.last_stream_id for g in goaway_frames(h.take_output())] == [LAST, 0]
+
+
+def test_only_our_ping_ack_counts() -> None:
+    h = harness()
+    s1 = h.request(b"POST", end=False)
+    h.conn.shutdown(h.now)
+    h.pump()
+    h.take_output()
+    h.feed(b"\x00\x00\x08\x06\x01\x00\x00\x00\x00" + b"notours!")  # an ACK of no PING of ours
+    assert h.take_output() == b""
+    h.feed(b"\x00\x00\x08\x06\x01\x00\x00\x00\x00" + b"shutdown")
+    (second,) = goaway_frames(h.take_output())
+    assert second.last_stream_id == s1
+    h.feed(b"\x00\x00\x08\x06\x01\x00\x00\x00\x00" + b"shutdown")  # a repeat changes nothing
+    assert h.take_output() == b"" and not h.conn.closed
+
+
+def test_shutdown_twice_sends_one_pair() -> None:
+    h = harness()
+    sid = h.request()
+    h.conn.shutdown(0.0)
+    h.conn.shutdown(0.5)
+    h.pump()
+    h.exchange()
+    assert goaways(h) == [(NO_ERROR, LAST), (NO_ERROR, sid)]
+    serve(h, sid)
+    assert closed(h) == 1
+
+
+def test_websocket_gets_1001_and_the_goaways_name_it() -> None:
+    h = harness()
+    ws = ws_accepted(h)
+    h.conn.shutdown(h.now, restart=False)
+    h.pump()
+    h.exchange()
+    (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
+    assert close.code == 1001
+    assert [g.last_stream_id for g in h.client.goaways] == [LAST, ws.sid]
+    ws.send(close.response(), end=True)
+    assert h.receive(ws.sid) == {"type": "websocket.disconnect", "code": 1001, "reason": ""}
+    h.finish(ws.sid)
+    assert closed(h) == 1
+
+
+@settings(max_examples=40)
+@given(before=st.integers(0, 3), between=st.integers(0, 3), after=st.integers(0, 2),
+       acks=st.booleans())
+def test_two_phase_shutdown_serves_exactly_what_came_before_the_ack(
+        before: int, between: int, after: int, acks: bool) -> None:
+    h = harness(shutdown_timeout=30.0)
+    kept = [h.request(b"POST", end=False) for _ in range(before)]
+    h.conn.shutdown(h.now)
+    h.pump()
+    first = h.take_output()
+    kept += [h.client.request() for _ in range(between)]  # before it sees the GOAWAY
+    if between:
+        h.feed(h.client.data())
+    if not acks:  # the wait runs out first; the client reads (and answers) late
+        h.conn.handle_timer(SHUTDOWN_PING_WAIT)
+        h.pump()
+    h.client.feed(first)  # its ACK goes first, the later streams behind it
+    late = [h.client.request() for _ in range(after)]
+    data = h.client.data()
+    assert data  # the ACK at least
+    h.feed(data)
+    h.exchange()
+    assert started(h) == kept
+    for sid in late:  # refused, unless the connection was gone before they came
+        assert h.reply(sid).reset == (REFUSED_STREAM if kept or acks else None)
+        assert h.reply(sid).status is None
+    assert h.conn.closed == (not kept)
+    for sid in kept:
+        serve(h, sid)
+    h.exchange()
+    assert closed(h) == 1
+    ids = [last for _, last in goaways(h)]
+    assert ids[0] == LAST and set(ids[1:]) == {max(kept, default=0)}, ids
+    assert ids == sorted(ids, reverse=True)
+
+
+class TwoPhaseMachine(H2Machine):
+    """The stateful HTTP/2 machine of test_http2_properties, shut down with two GOAWAYs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conn = ServerConnection(PingConfig(**LIMITS), now=0.0, client=CLIENT, server=SERVER,
+                                     alpn="h2")
+        self.client = H2Client(auto_ack=False, settings={SettingCodes.INITIAL_WINDOW_SIZE: 2048})
+        self.exchange()
+        self.client.c.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 1000
+        self.client.c.remote_settings.acknowledge()
+
+
+TestTwoPhaseMachine = TwoPhaseMachine.TestCase
+TestTwoPhaseMachine.settings = settings(stateful_step_count=40, max_examples=30)
