@@ -403,6 +403,26 @@ def test_h2_websocket_queue_stops_at_its_bound_however_the_data_is_framed() -> N
     assert [m and m["bytes"] for m in got] == [b"m" * 10] * 4  # nothing lost
 
 
+
+def test_h2_pushed_response_offers_no_early_hints() -> None:
+    """A pushed stream is reserved until its response starts and h2 cannot send a 103 there:
+    an early hint escaped as h2's ProtocolError.  The pushed scope no longer offers them, so
+    one is misuse (and a 500 goes out on the pushed stream)."""
+    conn, client = _h2_connection(Config())
+    sid = client.request()
+    conn.receive_data(client.data(), 0.0)
+    conn.pop_events()
+    conn.send(sid, {"type": "http.response.start", "status": 200, "headers": []}, 0.0)
+    conn.send(sid, {"type": "http.response.push", "path": "/style.css", "headers": []}, 0.0)
+    (pushed,) = [e for e in conn.pop_events() if isinstance(e, StreamStarted)]
+    assert "http.response.early_hint" not in pushed.scope["extensions"]
+    with pytest.raises(AppMisuseError):
+        conn.send(pushed.stream_id, {"type": "http.response.early_hint", "links": [b"</a>"]},
+                  0.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(pushed.stream_id).status == 500
+
+
 # --- the harness machinery -----------------------------------------------------------------------
 
 
