@@ -48,7 +48,9 @@ for harness in "${HARNESSES[@]}"; do
     log=$WORK/$harness.log
     if [[ $MODE == atheris ]]; then
         dict=()
-        [[ -f fuzz/http.dict && $harness != fuzz_lifespan ]] && dict=(-dict=fuzz/http.dict)
+        # The raw-byte harnesses only: the others build their input from decisions.
+        [[ -f fuzz/http.dict && ($harness == fuzz_http11 || $harness == fuzz_detect) ]] &&
+            dict=(-dict=fuzz/http.dict)
         # shellcheck disable=SC2086  # FUZZ_ARGS is a list of flags
         "$PY" "fuzz/$harness.py" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=60 \
             -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$harness-" "${dict[@]}" \
