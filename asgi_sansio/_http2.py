@@ -538,7 +538,8 @@ class HTTP2Connection:
         assert event.headers is not None
         if sid in self._h2.oversized:
             self._h2.oversized.discard(sid)
-            self._answer(sid, 431)  # past SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 10.5.1)
+            # Past SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 10.5.1); the pseudo-fields are kept.
+            self._answer(sid, 431, head=(b":method", b"HEAD") in event.headers)
             return
         checked = _check_request(event.headers)
         if isinstance(checked, str):
@@ -548,10 +549,10 @@ class HTTP2Connection:
         # The HTTP/1.1 limits, on the fields an HTTP/1.1 request would carry: cookie crumbs
         # (RFC 9113 8.2.3, which browsers send one per cookie) count as one field.
         if len(headers) > self.config.max_header_count:
-            self._answer(sid, 431)
+            self._answer(sid, 431, head=pseudo[b":method"] == b"HEAD")
             return
         if len(pseudo.get(b":path", b"")) > self.config.max_target_length:
-            self._answer(sid, 414)
+            self._answer(sid, 414, head=pseudo[b":method"] == b"HEAD")
             return
         self._idle_deadline = None
         method = pseudo[b":method"]
@@ -568,7 +569,7 @@ class HTTP2Connection:
         stream.declared_in = content_length
         max_body = self.config.max_body_size
         if content_length is not None and max_body is not None and content_length > max_body:
-            self._answer(sid, 413)
+            self._answer(sid, 413, head=stream.is_head)
             return
         extensions: dict[str, Any] = {"http.response.early_hint": {}}
         for name, value in headers:
@@ -650,7 +651,7 @@ class HTTP2Connection:
         ):
             # RFC 9113 8.1.1: more than content-length is malformed; past the limit is 413.
             if stream.resp is Resp.INIT and stream.declared_in is None:
-                self._answer(sid, 413)
+                self._answer(sid, 413, head=stream.is_head)
                 self._gone(stream)
             else:
                 self._reset(sid, ErrorCodes.PROTOCOL_ERROR)
@@ -991,16 +992,18 @@ class HTTP2Connection:
 
     # -- ending streams --------------------------------------------------------------------
 
-    def _answer(self, sid: int, status: int) -> None:
-        """A complete short response to a request the app never sees."""
+    def _answer(self, sid: int, status: int, head: bool = False) -> None:
+        """A complete short response to a request the app never sees (no body to a HEAD)."""
         body = writer.REASONS.get(status, b"Error")
         try:
             self._h2.send_headers(
                 sid,
                 [(b":status", str(status).encode()), (b"content-type", b"text/plain"),
                  (b"content-length", str(len(body)).encode())],
+                end_stream=head,
             )
-            self._h2.send_data(sid, body, end_stream=True)
+            if not head:
+                self._h2.send_data(sid, body, end_stream=True)
             if self._h2.streams.get(sid) is not None and not self._h2.streams[sid].closed:
                 self._h2.reset_stream(sid, ErrorCodes.NO_ERROR)
         except (StreamClosedError, ProtocolError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame
@@ -619,3 +620,23 @@ class TwoPhaseMachine(H2Machine):
 
 TestTwoPhaseMachine = TwoPhaseMachine.TestCase
 TestTwoPhaseMachine.settings = settings(stateful_step_count=40, max_examples=30)
+
+
+@pytest.mark.parametrize(("config", "kwargs", "status"), [
+    ({"max_header_count": 2}, {"headers": [(b"x-a", b"1"), (b"x-b", b"2")]}, 431),
+    ({"max_target_length": 8}, {"path": b"/" + b"t" * 8}, 414),
+    ({"max_head_size": 1024}, {"headers": [(b"x-pad", b"p" * 1024)]}, 431),
+    ({"max_body_size": 10}, {"headers": [(b"content-length", b"11")], "end": False}, 413),
+])
+def test_a_head_request_refused_by_a_limit_gets_no_body(
+        config: dict[str, Any], kwargs: dict[str, Any], status: int) -> None:
+    # RFC 9110 9.3.2: the same head as a GET would get, and no content
+    h = H2Harness(**config)
+    sid = h.request(b"HEAD", **kwargs)
+    reply = h.reply(sid)
+    assert (reply.status, reply.body, reply.ended) == (status, b"", True)
+    assert int(reply.header(b"content-length") or 0) > 0
+    data = [f for f in h2_frames(h.client.raw) if f.type == 0x0 and f.stream_id == sid]
+    assert data == []
+    assert sid not in started(h) and not h.client.goaways
+    alive(h)
