@@ -79,9 +79,15 @@ class Config:
     # GOAWAY(ENHANCE_YOUR_CALM) (rapid reset, CVE-2023-44487).  Browsers cancel a few per
     # navigation; hundreds in seconds is an attack.
     h2_max_resets: int = 200
-    # PING, SETTINGS, PRIORITY and empty DATA frames per window: each costs us work (and an
-    # answer) and the peer nothing.  Past it, GOAWAY(ENHANCE_YOUR_CALM).
+    # PING (and PING ACK), SETTINGS, PRIORITY, unknown (RFC 9218 PRIORITY_UPDATE, GREASE) and
+    # empty DATA frames per window: each costs us work (and an answer) and the peer nothing.
+    # Past it, GOAWAY(ENHANCE_YOUR_CALM).
     h2_max_control_frames: int = 1000
+    # Graceful shutdown as RFC 9113 6.8 advises: a first GOAWAY that refuses nothing, with a
+    # PING, and the GOAWAY naming the last stream once the PING's ACK is back (1 s at most), so
+    # requests the client sent before it saw the first are served, not refused for a retry.
+    # False: one GOAWAY naming the last stream seen, at once.
+    h2_shutdown_ping: bool = True
 
     # --- scope and response decoration -------------------------------------------------------
     # The ASGI ``root_path`` (mount point); it comes from configuration only (HTTP-SCOPE-09).

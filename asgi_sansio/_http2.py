@@ -397,9 +397,7 @@ class HTTP2Connection:
         self._idle_deadline: float | None = now + config.keep_alive_timeout
         self._shutdown_deadline: float | None = None
         self._ping_deadline: float | None = None  # the first shutdown GOAWAY awaits its PING
-        # RFC 9113 6.8's two GOAWAYs on shutdown; opt-in (a Config with ``h2_shutdown_ping``)
-        # until Config carries the field.
-        self._two_phase_goaway = bool(getattr(config, "h2_shutdown_ping", False))
+        self._two_phase_goaway = config.h2_shutdown_ping  # RFC 9113 6.8's two GOAWAYs
         self._flood_window_end = now + config.h2_flood_window
         self._resets = 0
         self._control_frames = 0

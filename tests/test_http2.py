@@ -1150,9 +1150,9 @@ def test_shutdown_finishes_in_flight_and_refuses_newer() -> None:
     in_flight = h.client.data()
     h.conn.shutdown(h.now)
     h.pump()
-    h.exchange()
+    h.exchange()  # GOAWAY(2^31-1) and a PING; on its ACK the GOAWAY naming s3
     assert [(g.error_code, g.last_stream_id) for g in h.client.goaways] == [
-        (ErrorCodes.NO_ERROR, s3)]
+        (ErrorCodes.NO_ERROR, 2**31 - 1), (ErrorCodes.NO_ERROR, s3)]
     h.feed(in_flight)
     h.exchange()
     assert h.reply(newer).reset == REFUSED_STREAM
@@ -1181,12 +1181,14 @@ def test_shutdown_goaway_last_stream_id_never_increases() -> None:
     in_flight = h.client.data()
     h.conn.shutdown(h.now)
     h.pump()
+    h.exchange()  # the PING's ACK: the second GOAWAY names s1
     h.feed(in_flight)  # refused: above the GOAWAY's last stream id
     h.exchange()
+    assert h.reply(newer).reset == REFUSED_STREAM
     h.respond(s1)
     h.finish(s1)
     ids = [g.last_stream_id for g in goaway_frames(h.client.raw)]
-    assert ids and ids[0] == s1 and newer > s1
+    assert ids[:2] == [2**31 - 1, s1] and newer > s1
     assert ids == sorted(ids, reverse=True), ids
 
 
@@ -1206,6 +1208,7 @@ def test_shutdown_deadline_aborts_what_is_left() -> None:
     assert h.receive(sid) is None
     h.conn.shutdown(h.now)
     h.pump()
+    h.exchange()  # the PING's ACK: only the deadline is left
     assert h.conn.get_timer() == 2.0
     h.tick(1.9)
     assert not h.conn.closed
@@ -1226,7 +1229,7 @@ def test_shutdown_twice_is_harmless() -> None:
     h.conn.shutdown(1.0)
     h.pump()
     h.exchange()
-    assert len(h.client.goaways) == 1
+    assert [g.last_stream_id for g in h.client.goaways] == [2**31 - 1, sid]  # one pair
     h.respond(sid)
     h.finish(sid)
     assert closed(h) == 1
@@ -1628,7 +1631,7 @@ def test_ws_shutdown_sends_1001_and_closes_when_done() -> None:
     h.exchange()
     (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
     assert close.code == 1001
-    assert [g.last_stream_id for g in h.client.goaways] == [ws.sid]
+    assert [g.last_stream_id for g in h.client.goaways] == [2**31 - 1, ws.sid]
     ws.send(close.response(), end=True)
     assert h.receive(ws.sid) == {"type": "websocket.disconnect", "code": 1001, "reason": ""}
     h.finish(ws.sid)

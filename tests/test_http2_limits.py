@@ -8,7 +8,6 @@ offending stream alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,12 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.events import CloseConnection
 
-from asgi_sansio import Config, ConnectionClosed, ServerConnection, StreamEnded, StreamStarted
+from asgi_sansio import ConnectionClosed, StreamEnded, StreamStarted
 from asgi_sansio._http2 import SHUTDOWN_PING_WAIT
 
-from .helpers import H2Client, H2Harness, goaway_frames, h2_frames, rst_frames
+from .helpers import H2Harness, goaway_frames, h2_frames, rst_frames
 from .test_http2 import ws_accepted
-from .test_http2_properties import CLIENT, LIMITS, SERVER, H2Machine
 
 NO_ERROR = int(ErrorCodes.NO_ERROR)
 REFUSED_STREAM = int(ErrorCodes.REFUSED_STREAM)
@@ -372,17 +370,8 @@ def test_control_frames_share_one_allowance(kinds: list[str]) -> None:
 LAST = 2**31 - 1  # the first GOAWAY's last-stream-id: it refuses nothing
 
 
-@dataclass(frozen=True, slots=True)
-class PingConfig(Config):
-    """A Config with ``h2_shutdown_ping``, which the core reads with getattr (opt-in)."""
-
-    h2_shutdown_ping: bool = True
-
-
 def harness(**config: Any) -> H2Harness:
-    conn = ServerConnection(PingConfig(**config), now=0.0, client=("10.0.0.1", 5555),
-                            server=("10.0.0.2", 443), alpn="h2")
-    return H2Harness(conn)
+    return H2Harness(h2_shutdown_ping=True, **config)
 
 
 def goaways(h: H2Harness) -> list[tuple[int, int]]:
@@ -408,8 +397,8 @@ def test_first_goaway_names_no_stream_and_carries_a_ping() -> None:
     assert not h.conn.closed and sid in started(h)
 
 
-def test_default_config_keeps_the_single_goaway() -> None:
-    h = H2Harness()
+def test_without_h2_shutdown_ping_one_goaway() -> None:
+    h = H2Harness(h2_shutdown_ping=False)
     sid = h.request()
     h.conn.shutdown(h.now)
     h.pump()
@@ -605,21 +594,6 @@ def test_two_phase_shutdown_serves_exactly_what_came_before_the_ack(
     assert ids == sorted(ids, reverse=True)
 
 
-class TwoPhaseMachine(H2Machine):
-    """The stateful HTTP/2 machine of test_http2_properties, shut down with two GOAWAYs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conn = ServerConnection(PingConfig(**LIMITS), now=0.0, client=CLIENT, server=SERVER,
-                                     alpn="h2")
-        self.client = H2Client(auto_ack=False, settings={SettingCodes.INITIAL_WINDOW_SIZE: 2048})
-        self.exchange()
-        self.client.c.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 1000
-        self.client.c.remote_settings.acknowledge()
-
-
-TestTwoPhaseMachine = TwoPhaseMachine.TestCase
-TestTwoPhaseMachine.settings = settings(stateful_step_count=40, max_examples=30)
 
 
 @pytest.mark.parametrize(("config", "kwargs", "status"), [
