@@ -22,6 +22,9 @@ _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+# RFC 9110's names, which Python only adopted in 3.13: the same bytes on every Python.
+REASONS.update({413: b"Content Too Large", 414: b"URI Too Long", 416: b"Range Not Satisfiable",
+                422: b"Unprocessable Content"})
 _status_lines: dict[int, bytes] = {}
 # Names seen valid before; bounded so an app echoing random names cannot grow it.
 _good_names: set[bytes] = set()
