@@ -68,7 +68,8 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
             continue
         parse: Callable[[str], Any]
         if isinstance(default, int):
-            parse, metavar = _size, "N" if field.name.endswith("_count") else "BYTES"
+            counts = field.name.endswith(("_count", "_streams", "_resets", "_frames"))
+            parse, metavar = _size, "N" if counts else "BYTES"
         elif isinstance(default, float):
             parse, metavar = float, "SECONDS"
         elif isinstance(default, bytes):
