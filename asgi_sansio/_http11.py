@@ -892,7 +892,9 @@ class HTTP11Connection:
         stream = self._current
         # Nothing to say to a peer that already left; otherwise answer if no response began.
         if not self._eof and (stream is None or stream.resp in (Resp.INIT, Resp.HEAD)):
-            self._out.append(writer.error_response(error.status))
+            # A body that breaks its framing can follow a HEAD request too: no body then.
+            head = stream is not None and stream.is_head
+            self._out.append(writer.error_response(error.status, head=head))
         self._close()
 
     # -- contract: the app's receive ---------------------------------------------------------

@@ -139,6 +139,18 @@ def test_unread_body_drain_has_a_deadline() -> None:
     assert h.conn.closed or h.conn.get_timer() is not None
 
 
+
+def test_head_request_bad_body_framing_answer_has_no_body() -> None:
+    """RFC 9110 9.3.2 again, for the 400 of a HEAD request whose chunked body breaks its
+    framing (found by fuzz_detect): its body went out, read as junk after the response."""
+    conn = ServerConnection(now=0.0)
+    conn.receive_data(b"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"2\r\n\r\n\x00\x03", 0.0)
+    out = conn.data_to_send()
+    assert out.startswith(b"HTTP/1.1 400 ") and out.endswith(b"\r\n\r\n")
+    assert conn.closed
+
+
 # Found by fuzz_http2 (fixed with the harness).
 
 
