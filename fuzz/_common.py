@@ -253,7 +253,7 @@ class Script:
 
 TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 BAD_VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs but HTAB, CR and LF included
-CLIENT_ERRORS = frozenset({400, 408, 413, 414, 431, 501, 505})
+CLIENT_ERRORS = frozenset({400, 408, 413, 414, 426, 431, 501, 505})
 NO_BODY_STATUS = frozenset({204, 304})
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
