@@ -237,6 +237,7 @@ class H2Driver(Driver):
         # h2 applies a SETTINGS change at the first ACK, even one for an earlier frame: the
         # client changes settings only with none unacknowledged.
         self.settings_unacked = 1
+        self.grew_stream = False  # the client opened a stream's window past the initial size
         self.goaway_last: int | None = None
         self.frames = h2.frame_buffer.FrameBuffer(server=False)
         self.frames.max_frame_size = 16384
@@ -641,12 +642,14 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
             elif sid and drv.settings_unacked:
                 continue  # a pending INITIAL_WINDOW_SIZE could make the increment overflow
             else:
+                drv.grew_stream = drv.grew_stream or bool(sid)
                 drv.client_call(f"WINDOW_UPDATE {sid} +{increment}",
                                 client.increment_flow_control_window, increment, sid or None)
         elif op == 13:
             settings = pick(p, SETTINGS)
-            if drv.settings_unacked:
-                continue
+            if drv.settings_unacked or (
+                    drv.grew_stream and h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in settings):
+                continue  # h2 would overflow the client's own window (its refusal, not ours)
             drv.settings_unacked += 1
             table = settings.get(h2.settings.SettingCodes.HEADER_TABLE_SIZE)
             if table is not None:
