@@ -54,3 +54,56 @@ def test_long_values_are_not_cached() -> None:
     encoder = StaticEncoder()
     encoder.encode([(b"x-big", b"v" * 1000), (b"x-small", b"v")])
     assert list(encoder._cache) == [(b"x-small", b"v")]
+
+
+# -- the decoder's cache (asgi_sansio/_http2.py's _Decoder) ---------------------------------------
+
+repeated_lists = st.lists(fields, min_size=1, max_size=3).flatmap(
+    lambda pool: st.lists(st.sampled_from(pool), min_size=1, max_size=12))
+
+
+@given(requests=repeated_lists, sizes=st.lists(st.sampled_from([None, 0, 64, 4096]), max_size=12))
+def test_cached_decoding_matches_hpack(requests: list[list[tuple[bytes, bytes]]],
+                                       sizes: list[int | None]) -> None:
+    # hpack's stateful Encoder (dynamic table, as clients use it) against our caching decoder
+    # and a plain hpack Decoder, block by block; now and then the table size changes.
+    from hpack import Encoder
+
+    from asgi_sansio._http2 import _Decoder
+
+    encoder, ours, theirs = Encoder(), _Decoder(), Decoder()
+    ours.max_header_list_size = 1 << 20
+    for i, block in enumerate(requests):
+        size = sizes[i] if i < len(sizes) else None
+        if size is not None:
+            encoder.header_table_size = size
+        data = encoder.encode(block)
+        expected = theirs.decode(data, raw=True)
+        assert ours.decode(data, raw=True) == expected
+        assert [(bytes(n), bytes(v)) for n, v in expected] == block
+
+
+def test_a_repeated_block_is_served_from_the_cache() -> None:
+    from hpack import Encoder
+
+    from asgi_sansio._http2 import _Decoder
+
+    encoder, decoder, reference = Encoder(), _Decoder(), Decoder()
+    decoder.max_header_list_size = 1 << 20
+    block = [(b":method", b"GET"), (b":path", b"/x"), (b"user-agent", b"test")]
+    def both(data: bytes) -> list[tuple[bytes, bytes]]:
+        ours = decoder.decode(data, raw=True)
+        assert ours == reference.decode(data, raw=True)
+        return ours
+
+    first = encoder.encode(block)  # inserts into the table: not cacheable
+    both(first)
+    assert not decoder._cache
+    again = encoder.encode(block)  # indexes only
+    assert both(again) == block
+    assert list(decoder._cache) == [(again, True)]
+    assert both(again) == block
+    both(encoder.encode([(b"x-new", b"1")]))  # the table changes...
+    # ...so the same bytes now point elsewhere (the indexes moved) and are decoded afresh.
+    moved = both(again)
+    assert moved != block and (b"x-new", b"1") in moved
