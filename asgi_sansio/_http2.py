@@ -424,7 +424,8 @@ class HTTP2Connection:
                 upgrade = None
                 self._bad_upgrade = True
         conn_window = min(2**31 - 1, self._window * config.h2_max_concurrent_streams)
-        if conn_window > 65535:
+        # Not on a refused upgrade: h2 has closed the connection and would raise.
+        if conn_window > 65535 and not getattr(self, "_bad_upgrade", False):
             h2.increment_flow_control_window(conn_window - 65535)
         self._h2 = h2
         self._streams: dict[int, _Stream] = {}

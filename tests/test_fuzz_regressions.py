@@ -151,6 +151,20 @@ def test_head_request_bad_body_framing_answer_has_no_body() -> None:
     assert conn.closed
 
 
+
+def test_h2c_upgrade_with_undecodable_settings_does_not_raise() -> None:
+    """An h2c upgrade whose HTTP2-Settings do not decode ends in GOAWAY(PROTOCOL_ERROR); the
+    connection window update after it raised h2's ProtocolError out of receive_data()
+    (found by fuzz_http11: peer input must never raise)."""
+    conn = ServerConnection(now=0.0)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n"
+                      b"HTTP2-Settings: AAMAAABkAAQPRAAP__\r\n"
+                      b"Connection: Upgrade, HTTP2-Settings\r\n\r\n", 0.0)
+    out = conn.data_to_send()
+    assert out.startswith(b"HTTP/1.1 101 ")
+    assert conn.closed and ConnectionClosed() in conn.pop_events()
+
+
 # Found by fuzz_http2 (fixed with the harness).
 
 
