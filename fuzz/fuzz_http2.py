@@ -122,11 +122,30 @@ class Client(h2.connection.H2Connection):
     order, where RFC 7541 4.2 asks for the smallest and the last: a client that shrinks the
     table after growing it would refuse the first.  So the decoder's limit is the largest size
     this client ever announced.  Informational responses on a stream the client reset are
-    ignored, not refused, and a 304 is complete without the content-length it names."""
+    ignored, not refused, as are the responses to pushes promised on a stream the client reset,
+    and a 304 is complete without the content-length it names."""
 
     max_table = 4096
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused_pushes: set[int] = set()
+
+    def _receive_push_promise_frame(self, frame: Any) -> Any:
+        frames, events = super()._receive_push_promise_frame(frame)
+        if any(isinstance(f, hf.RstStreamFrame) for f in frames):
+            # Promised on a stream we reset: h2 refuses the push but forgets it, and would
+            # take the pushed response's HEADERS for a new stream.
+            sid = frame.promised_stream_id
+            self.refused_pushes.add(sid)
+            self._closed_streams[sid] = h2.stream.StreamClosedBy.SEND_RST_STREAM
+            self.highest_inbound_stream_id = max(self.highest_inbound_stream_id, sid)
+        return frames, events
+
     def _receive_headers_frame(self, frame: Any) -> Any:
+        if frame.stream_id in self.refused_pushes:
+            h2.connection._decode_headers(self.decoder, frame.data)  # HPACK stays in step
+            return [], []
         stream = self.streams.get(frame.stream_id)
         reset = stream is not None and (
             stream.state_machine.stream_closed_by is h2.stream.StreamClosedBy.SEND_RST_STREAM)
@@ -444,7 +463,8 @@ class H2Driver(Driver):
 
     def may_end_early(self, app: App) -> bool:
         view = self.views.get(app.sid)
-        return app.sid in self.client_reset or (view is not None and view.reset)
+        return (app.sid in self.client_reset or app.sid in self.client.refused_pushes
+                or (view is not None and view.reset))
 
     def _check_state(self) -> None:
         super()._check_state()
