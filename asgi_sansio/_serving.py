@@ -390,19 +390,27 @@ class DriverConnection(Generic[W]):
                 stream.reader = waiter = loop.waiter()
                 await loop.wait(waiter)
 
+        logged = False  # the access log line for this stream's answer is written
+
         async def send(message: Message) -> None:
+            nonlocal logged
             try:
                 conn.send(sid, message, loop.time())
             finally:
                 self.flush()
-            if access_log and message["type"] == "http.response.start":
-                target = scope["raw_path"]
-                if scope["query_string"]:
-                    target += b"?" + scope["query_string"]
-                access_logger.info(
-                    '%s - "%s %s HTTP/%s" %d', self.client_text, scope["method"],
-                    target.decode("latin-1"), scope["http_version"], message["status"],
-                )
+            if access_log and not logged:
+                status = _answer_status(scope, message)
+                if status is not None:
+                    logged = True
+                    target = scope["raw_path"]
+                    if scope["query_string"]:
+                        target += b"?" + scope["query_string"]
+                    method = scope.get("method") or (  # a websocket: its handshake's method
+                        "GET" if scope["http_version"] == "1.1" else "CONNECT")
+                    access_logger.info(
+                        '%s - "%s %s HTTP/%s" %d', self.client_text, method,
+                        target.decode("latin-1"), scope["http_version"], status,
+                    )
             while (
                 (self.output_blocked or not conn.writable(sid)) and not stream.ended
                 and not self.lost
@@ -429,6 +437,19 @@ class DriverConnection(Generic[W]):
             del self.streams[sid]
             server.apps -= 1
             loop.changed()
+
+
+def _answer_status(scope: dict[str, Any], message: Message) -> int | None:
+    """The status of the answer ``message`` started, for the access log; None if it started
+    none.  Called after the core accepted the message, so the fields are valid."""
+    mtype = message["type"]
+    if mtype == "http.response.start" or mtype == "websocket.http.response.start":
+        return int(message["status"])
+    if mtype == "websocket.accept":
+        return 101 if scope["http_version"] == "1.1" else 200  # RFC 6455 / RFC 8441
+    if mtype == "websocket.close":
+        return 403  # before any other answer (WS-05)
+    return None
 
 
 class LifespanRunner(Generic[W]):

@@ -347,6 +347,38 @@ def test_close_before_accept_is_403() -> None:
     run(main())
 
 
+def test_the_access_log_has_a_line_per_handshake_answer(caplog: pytest.LogCaptureFixture) -> None:
+    # One line per websocket, with the status the client saw: 101 for an accept, 403 for a
+    # close before it, a denial's own status; nothing more for what follows an accept.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        if scope["path"] == "/no":
+            await send({"type": "websocket.close"})
+        elif scope["path"] == "/deny":
+            await send({"type": "websocket.http.response.start", "status": 401})
+            await send({"type": "websocket.http.response.body", "body": b""})
+        else:
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": "hi"})
+            await send({"type": "websocket.close"})
+
+    async def main() -> None:
+        async with serving(app, access_log=True) as server:
+            async with client(server, "/yes?a=1") as ws:
+                assert await ws.recv() == "hi"
+            for path in ("/no", "/deny"):
+                with pytest.raises(InvalidStatus):
+                    async with client(server, path):
+                        pass
+
+    with caplog.at_level("INFO", logger="asgi_sansio.access"):
+        run(main())
+    lines = [r.getMessage().split(" - ", 1)[1] for r in caplog.records
+             if r.name == "asgi_sansio.access"]
+    assert lines == ['"GET /yes?a=1 HTTP/1.1" 101', '"GET /no HTTP/1.1" 403',
+                     '"GET /deny HTTP/1.1" 401']
+
+
 def test_app_close_code_and_reason_reach_the_client() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert (await receive())["type"] == "websocket.connect"
