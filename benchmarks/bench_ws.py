@@ -60,6 +60,10 @@ SERVERS: dict[str, list[str]] = {
     "hypercorn": [sys.executable, "-m", "hypercorn", APP, "--log-level", "warning",
                   "--config", HYPERCORN_CONFIG, "--bind", "127.0.0.1:{port}"],
 }
+# Not in the default set: ``--servers asgi-sansio,asgi-sansio-trio`` compares the two drivers.
+OPTIONAL: dict[str, list[str]] = {
+    "asgi-sansio-trio": [*SERVERS["asgi-sansio"], "--driver", "trio"],
+}
 # The floor: wsproto's WSConnection under a bare asyncio protocol, no ASGI, one write per read.
 REFERENCE: dict[str, list[str]] = {
     "wsproto-raw": [sys.executable, os.path.abspath(__file__), "--raw-server", "--port", "{port}"],
@@ -250,7 +254,7 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[float, int, float, flo
     """One server, one measured window: (server CPU seconds, messages, seconds, client CPU
     seconds)."""
     port = free_port()
-    with pinned_server({**SERVERS, **REFERENCE}[name], port) as server:
+    with pinned_server({**SERVERS, **REFERENCE, **OPTIONAL}[name], port) as server:
         wait_ready(port)
         client = subprocess.Popen(
             ["taskset", "-c", "1", sys.executable, os.path.abspath(__file__), "--client",
