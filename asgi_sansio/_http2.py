@@ -958,6 +958,10 @@ class HTTP2Connection:
             if not out and stream.end_pending:
                 if stream.trailers_ok and stream.trailer_block:
                     h2.send_headers(sid, stream.trailer_block, end_stream=True)
+                elif h2.local_flow_control_window(sid) < 0:
+                    # RFC 9113 6.9.2: not even an empty DATA frame while a SETTINGS change
+                    # left the window negative (h2 clients fail the connection on one).
+                    return
                 else:
                     h2.end_stream(sid)
                 self._response_done(stream)
@@ -975,13 +979,13 @@ class HTTP2Connection:
             self._idle_deadline = self._now + self.config.keep_alive_timeout
         if sid:
             stream = self._streams.get(sid)
-            if stream is not None and stream.out and not stream.gone:
+            if stream is not None and (stream.out or stream.end_pending) and not stream.gone:
                 self._pump(stream)
             elif self._ws_out.get(sid):
                 self._pump_ws(sid)
             return
         for stream in list(self._streams.values()):
-            if stream.out and not stream.gone:
+            if (stream.out or stream.end_pending) and not stream.gone:
                 self._pump(stream)
         for ws_sid in list(self._ws_out):
             self._pump_ws(ws_sid)

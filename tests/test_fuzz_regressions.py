@@ -449,6 +449,30 @@ def test_h2_pushed_response_offers_no_early_hints() -> None:
     assert client.reply(pushed.stream_id).status == 500
 
 
+
+def test_h2_no_empty_end_stream_data_while_the_window_is_negative() -> None:
+    """RFC 9113 6.9.2: a SETTINGS change can leave a stream's window negative; the empty
+    DATA frame ending the response then waits for a WINDOW_UPDATE (h2 clients fail the
+    connection on it: "Flow control window shrunk below 0")."""
+    client = H2Client(auto_ack=False)
+    conn = ServerConnection(now=0.0, alpn="h2")
+    sid = client.request(end=True)
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    conn.send(sid, {"type": "http.response.start", "status": 200, "headers": []}, 0.0)
+    conn.send(sid, {"type": "http.response.body", "body": b"x" * 100, "more_body": True}, 0.0)
+    client.feed(conn.data_to_send())
+    client.c.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 10})  # the window: 10 - 100
+    conn.receive_data(client.data(), 0.0)
+    conn.send(sid, {"type": "http.response.body", "body": b""}, 0.0)
+    client.feed(conn.data_to_send())  # h2 raised FlowControlError here
+    assert not client.reply(sid).ended
+    client.c.increment_flow_control_window(200, sid)
+    conn.receive_data(client.data(), 0.0)
+    client.feed(conn.data_to_send())
+    assert client.reply(sid).ended and client.reply(sid).body == b"x" * 100
+
+
 # --- the harness machinery -----------------------------------------------------------------------
 
 
