@@ -61,7 +61,8 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         default = field.default
         nullable = "None" in str(field.type)
-        help_text = f"default: {default!r}" + (" ('none' for None)" if nullable else "")
+        shown = default.decode("latin-1") if isinstance(default, bytes) else repr(default)
+        help_text = f"default: {shown}" + (" ('none' for None)" if nullable else "")
         if isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                help=f"default: {default}")
@@ -86,7 +87,7 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m asgi_sansio",
-        description="Serve an ASGI app over HTTP/1.1 with asgi-sansio.",
+        description="Serve an ASGI app over HTTP/1.1, HTTP/2 and WebSocket with asgi-sansio.",
     )
     parser.add_argument("app", nargs="?", metavar="MODULE:APP",
                         help="the app to serve, e.g. 'main:app' (default: the built-in demo)")

@@ -1,8 +1,9 @@
 """One frozen bag of every limit and timeout the core enforces.
 
 Each default is chosen to be safe on the public internet and says why beside it. The core reads
-``Config``; nothing else in the package holds a tunable number. Times are seconds on the driver's
-clock (the ``now`` it passes in), sizes are bytes.
+``Config``; the few fixed numbers outside it are not meant to be tuned and say why where they
+stand (``_http2``'s 1 s wait for the shutdown PING's ACK, and its 4x header-list factor). Times
+are seconds on the driver's clock (the ``now`` it passes in), sizes are bytes.
 """
 
 from __future__ import annotations

@@ -32,5 +32,6 @@ class ClientDisconnected(OSError):
 
 
 class DriverMisuseError(RuntimeError):
-    """The driver called the connection contract wrongly (an unknown stream id, a call after
-    the connection closed).  This is a bug in the driver, never caused by peer input."""
+    """The driver called the contract wrongly: a stream id the connection does not know, or
+    lifespan's startup or shutdown called twice.  This is a bug in the driver, never caused by
+    peer input."""

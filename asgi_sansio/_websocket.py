@@ -21,8 +21,8 @@ The common frame skips wsproto: a masked, unfragmented, uncompressed text or bin
 is framed here when no extension was agreed (``_frame``).  wsproto costs ~25 us a message in and
 out, which was most of a WebSocket echo's server CPU.  Anything else, from the first unusual byte
 on (control frames, fragments, RSV bits, bad lengths, bad UTF-8), goes to wsproto until it is idle
-again, so every error and every rare case keeps wsproto's answer; ``tests/test_websocket.py``
-checks differentially that both paths give the same messages.
+again, so every error and every rare case keeps wsproto's answer;
+``tests/test_websocket_fastpath.py`` checks differentially that both paths give the same messages.
 """
 
 from __future__ import annotations
