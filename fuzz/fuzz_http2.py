@@ -214,7 +214,9 @@ class H2App(App):
 
     def refused(self, message: dict[str, Any], problem: str | None) -> None:
         # HTTP/2 checks content-length before the head leaves: a refused body gets the 500.
-        self.state = "broken"
+        # Misuse after the response completed changes nothing on the wire.
+        if self.state != "done":
+            self.state = "broken"
 
     def accepted(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.push":
