@@ -443,6 +443,7 @@ class HTTP2Connection:
         self.closed = False
         self._now = now
         self._shutting_down = False
+        self._ws_shutdown_code = 1001  # the close code for websockets during shutdown
         self._peer_left = False  # the client sent GOAWAY
         self._idle_deadline: float | None = now + config.keep_alive_timeout
         self._shutdown_deadline: float | None = None
@@ -1179,9 +1180,13 @@ class HTTP2Connection:
             extensions["tls"] = self._tls
         scope = self._scope("websocket", pseudo, headers, extensions)
         scope["subprotocols"] = offered_subprotocols(headers)
-        self._ws[sid] = WebSocketSession(
+        session = self._ws[sid] = WebSocketSession(
             self.config, sid, self, headers, self._now, http_version="2"
         )
+        if self._shutting_down:
+            # Opened before the client saw the first GOAWAY, so served; but the server is going
+            # away: accepted, it closes at once with 1001 (WS-20), as over HTTP/1.1.
+            session.shutdown(self._now, self._ws_shutdown_code)
         self._events.append(StreamStarted(sid, scope))
 
     def ws_accept(self, session: WebSocketSession, headers: list[tuple[bytes, bytes]]) -> None:
@@ -1339,8 +1344,9 @@ class HTTP2Connection:
             self._h2.awaiting_ping = True
         else:
             self._final_goaway(idle_check=False)
+        self._ws_shutdown_code = 1012 if restart else 1001
         for ws in self._ws.values():
-            ws.shutdown(now, 1012 if restart else 1001)
+            ws.shutdown(now, self._ws_shutdown_code)
         self._maybe_idle()
 
     def _final_goaway(self, idle_check: bool = True) -> None:

@@ -1637,6 +1637,22 @@ def test_ws_shutdown_sends_1001_and_closes_when_done() -> None:
     check_accounting(h)
 
 
+@pytest.mark.parametrize("restart", [False, True])
+def test_ws_opened_after_the_first_goaway_closes_once_accepted(restart: bool) -> None:
+    # WS-20 with RFC 9113 6.8's two GOAWAYs: a websocket the client opened before it saw the
+    # first one is served, and, the server going away, closed with 1001 (1012) right after
+    # the accept, as over HTTP/1.1.  It stayed open until the shutdown deadline aborted it.
+    h = H2Harness()
+    h.conn.shutdown(h.now, restart=restart)  # GOAWAY(2^31-1) and PING, not read by the client
+    ws = ws_accepted(h)  # ...before its CONNECT is sent
+    h.exchange()
+    assert [g.last_stream_id for g in h.client.goaways] == [2**31 - 1, ws.sid]
+    assert [e.code for e in ws.poll() if isinstance(e, CloseConnection)] == [
+        1012 if restart else 1001]
+    with pytest.raises(ClientDisconnected):  # WS-15: the server closed it
+        h.send(ws.sid, {"type": "websocket.send", "text": "late"})
+
+
 def test_ws_restart_shutdown_sends_1012() -> None:
     # WS-20
     h = H2Harness()
