@@ -17,7 +17,7 @@ from ._events import (
     StreamWritable,
 )
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 __all__ = [
     "AppMisuseError",
