@@ -123,13 +123,24 @@ class Client(h2.connection.H2Connection):
     table after growing it would refuse the first.  So the decoder's limit is the largest size
     this client ever announced.  Informational responses on a stream the client reset are
     ignored, not refused, as are the responses to pushes promised on a stream the client reset,
-    and a 304 is complete without the content-length it names."""
+    and a 304 is complete without the content-length it names.  Sending request trailers makes
+    h2 forget the request's method (it stores the trailers' ``:method``, none), so the answer to
+    a HEAD with trailers would be held to its content-length (RFC 9113 8.1.1 exempts it): the
+    method is kept across trailers."""
 
     max_table = 4096
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refused_pushes: set[int] = set()
+
+    def send_headers(self, stream_id: int, headers: Any, *args: Any, **kwargs: Any) -> Any:
+        stream = self.streams.get(stream_id)
+        method = getattr(stream, "request_method", None)
+        result = super().send_headers(stream_id, headers, *args, **kwargs)
+        if method is not None:
+            self.streams[stream_id].request_method = method  # trailers carry no :method
+        return result
 
     def _receive_push_promise_frame(self, frame: Any) -> Any:
         frames, events = super()._receive_push_promise_frame(frame)
