@@ -154,6 +154,7 @@ class WebSocketH2Machine(RuleBasedStateMachine):
         self.client = H2Client(auto_ack=False, settings={
             SettingCodes.INITIAL_WINDOW_SIZE: 2048, SettingCodes.ENABLE_PUSH: 0})
         self.ws: dict[int, WSStream] = {}
+        self.pending_ws: dict[int, WSStream] = {}  # opened, StreamStarted not yet seen
         self.http: dict[int, HTTPStream] = {}
         self.opened: list[int] = []
         self.closed_seen = False
@@ -339,12 +340,6 @@ class WebSocketH2Machine(RuleBasedStateMachine):
         if accept:
             self.app_receive_on(self.ws[sid])
             self.app_accept_on(self.ws[sid], "chat" if chat else None)
-
-    @property
-    def pending_ws(self) -> dict[int, WSStream]:
-        if not hasattr(self, "_pending_ws"):
-            self._pending_ws: dict[int, WSStream] = {}
-        return self._pending_ws
 
     @precondition(lambda self: not self.conn.closed and not self.shut and not self.eof
                   and not self.client.goaways)
