@@ -431,6 +431,7 @@ class HTTP2Connection:
         self._streams: dict[int, _Stream] = {}
         self._ws: dict[int, WebSocketSession] = {}
         self._ws_out: dict[int, bytearray] = {}  # frames waiting for their stream's window
+        self._ws_blocked: set[int] = set()  # writable() said False: a StreamWritable is owed
         self._ws_end: set[int] = set()  # end these WebSocket streams once their frames left
         self._ws_app_done: set[int] = set()
         self._ws_open: set[int] = set()  # accepted: DATA goes to the session
@@ -505,7 +506,11 @@ class HTTP2Connection:
         stream = self._streams.get(stream_id)
         if stream is None:
             # A WebSocket: its frames wait in _ws_out for the window.
-            return len(self._ws_out.get(stream_id, b"")) < self.config.output_high_water
+            if len(self._ws_out.get(stream_id, b"")) < self.config.output_high_water:
+                return True
+            if stream_id in self._ws:
+                self._ws_blocked.add(stream_id)
+            return False
         if len(stream.out) < self.config.output_high_water:
             return True
         stream.was_blocked = True
@@ -1255,6 +1260,11 @@ class HTTP2Connection:
                 size = min(window, h2.max_outbound_frame_size, len(buf))
                 h2.send_data(sid, bytes(buf[:size]))
                 del buf[:size]
+                if sid in self._ws_blocked and len(buf) < self.config.output_high_water:
+                    self._ws_blocked.discard(sid)
+                    ws = self._ws.get(sid)
+                    if ws is not None and not ws.ended:
+                        self._events.append(StreamWritable(sid))  # the app's send() may go on
             if sid in self._ws_end:
                 self._ws_end.discard(sid)
                 stream = h2.streams.get(sid)
@@ -1285,6 +1295,7 @@ class HTTP2Connection:
             del self._ws[sid]
             self._ws_app_done.discard(sid)
             self._ws_open.discard(sid)
+            self._ws_blocked.discard(sid)
             self._ws_out.pop(sid, None)
             self._ws_early.pop(sid, None)
             self._ws_deny_left.pop(sid, None)

@@ -1653,6 +1653,23 @@ def test_ws_opened_after_the_first_goaway_closes_once_accepted(restart: bool) ->
         h.send(ws.sid, {"type": "websocket.send", "text": "late"})
 
 
+def test_ws_send_held_for_a_slow_reader_is_released_by_stream_writable() -> None:
+    # The driver holds the app's send() while writable() is False and waits for StreamWritable:
+    # a WebSocket stream over HTTP/2 must queue one when its frames have left (it never did,
+    # so the app waited until the stream ended; found by the WebSocket-over-HTTP/2 machine).
+    client = H2Client(auto_ack=False, settings={SettingCodes.INITIAL_WINDOW_SIZE: 2048})
+    h = H2Harness(client=client, output_high_water=3000)
+    ws = ws_accepted(h)
+    h.send(ws.sid, {"type": "websocket.send", "bytes": b"x" * 8000})
+    assert not h.conn.writable(ws.sid)
+    assert StreamWritable(ws.sid) not in h.events
+    for _ in range(10):
+        h.client.ack(ws.sid)
+        h.exchange()
+    assert h.conn.writable(ws.sid)
+    assert h.events.count(StreamWritable(ws.sid)) == 1
+
+
 def test_ws_restart_shutdown_sends_1012() -> None:
     # WS-20
     h = H2Harness()

@@ -63,7 +63,7 @@ LIMITS: dict[str, Any] = {
 # sends 8000 bytes to a client with a 2048-byte window (writable() is False); the client gives
 # the window back; writable() is True and no StreamWritable came.  While this stands, the
 # machine's driver polls writable() instead of waiting for the event; set to False once fixed.
-KNOWN_BUG_WS_H2_NO_STREAM_WRITABLE = True
+KNOWN_BUG_WS_H2_NO_STREAM_WRITABLE = False
 MAX_STREAMS = 4  # streams the client keeps open at once (below the server's limit)
 # Close codes an app may send, and some it may not (WS-19, RFC 6455 7.4.1).
 APP_CODES = [1000, 1001, 1008, 1011, 3000, 4000]
