@@ -528,7 +528,8 @@ def raw_frame(p: Any, drv: H2Driver) -> None:
     """A frame the h2 client would not write: bad ids, flags, lengths, sizes or HPACK."""
     kind = p.ConsumeIntInRange(0, 11)
     sids = drv.open_sids() or [1]
-    sid = pick(p, [*sids, 0, 2, 0x7FFFFFFF, max(sids) + 2])
+    # 31 bits, as on the wire (RFC 9113 4.1): past 2^31-1 the id wraps to a live stream.
+    sid = pick(p, [*sids, 0, 2, 0x7FFFFFFF, max(sids) + 2]) & 0x7FFFFFFF
     drv.client_reset.add(sid)  # whatever this frame does, the stream may end early
     if sid % 2:
         drv.views.setdefault(sid, View())  # the server may answer any frame with RST_STREAM
