@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hpack import NeverIndexedHeaderTuple
+from hpack.hpack import encode_integer
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hpack.table import HeaderTable
@@ -33,16 +34,10 @@ _CACHED_FIELD_SIZE = 256  # bytes: a long value is rarely repeated, and would ma
 
 
 def _integer(value: int, prefix_bits: int, first: int) -> bytes:
-    """RFC 7541 5.1, with ``first``'s high bits (the representation's pattern) kept."""
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes((first | value,))
-    out = bytearray((first | limit,))
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+    """RFC 7541 5.1 (hpack's own encoder), with ``first``'s high bits, the representation's
+    pattern, set in the prefix byte."""
+    out = encode_integer(value, prefix_bits)
+    out[0] |= first
     return bytes(out)
 
 
