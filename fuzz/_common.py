@@ -44,6 +44,8 @@ with (
 ):
     import h11
 
+    # Imported here so that they are instrumented: nothing above imports the lifespan machine.
+    import asgi_sansio._lifespan  # noqa: F401
     from asgi_sansio import (
         AppMisuseError,
         ClientDisconnected,
