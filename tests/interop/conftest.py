@@ -6,6 +6,10 @@ base URL; every server it started is shut down gracefully when the module is don
 then talk to it from the test's thread over real sockets.  ``driver`` runs a test (or a
 module-scoped server fixture) once per driver, and ``tls_certs`` is a throwaway CA (trustme)
 with a certificate for 127.0.0.1 and the CA file clients trust.
+
+``asyncio_app=True`` is for an app that calls asyncio itself (Django's handler, asgiref's
+``WsgiToAsgi``): on trio its coroutines then run on an asyncio loop of their own, bridged to
+the trio driver by ``_asyncio_on_trio.asyncio_app``.
 """
 
 from __future__ import annotations
@@ -69,9 +73,11 @@ class ServerThread:
     """Our server serving ``app`` in a thread, on a fresh event loop of ``driver``'s kind."""
 
     def __init__(
-        self, app: Any, driver: str, ssl_context: ssl.SSLContext | None, options: dict[str, Any]
+        self, app: Any, driver: str, ssl_context: ssl.SSLContext | None, options: dict[str, Any],
+        asyncio_app: bool = False,
     ) -> None:
         self.app, self.driver, self.ssl_context = app, driver, ssl_context
+        self.asyncio_app = asyncio_app and driver == "trio"
         self.options = {"config": Config(shutdown_timeout=SHUTDOWN_TIMEOUT), **options}
         self.module = importlib.import_module(f"asgi_sansio.{driver}")
         self.port: int | None = None
@@ -115,14 +121,14 @@ class ServerThread:
         finally:
             self._ready.set()
 
-    def _serve(self, trigger: Callable[[], Any]) -> Any:
+    def _serve(self, trigger: Callable[[], Any], app: Any = None) -> Any:
         def ready(server: Any) -> None:
             self.port = server.port
             self._ready.set()
 
         return self.module.serve(
-            self.app, host="127.0.0.1", port=0, ssl=self.ssl_context, signals=(),
-            shutdown_trigger=trigger, ready=ready, **self.options,
+            self.app if app is None else app, host="127.0.0.1", port=0, ssl=self.ssl_context,
+            signals=(), shutdown_trigger=trigger, ready=ready, **self.options,
         )
 
     async def _serve_asyncio(self) -> None:
@@ -135,7 +141,13 @@ class ServerThread:
 
         token, stop = trio.lowlevel.current_trio_token(), trio.Event()
         self._stop = functools.partial(token.run_sync_soon, stop.set)
-        await self._serve(stop.wait)
+        if not self.asyncio_app:
+            await self._serve(stop.wait)
+            return
+        from ._asyncio_on_trio import asyncio_app
+
+        async with asyncio_app(self.app) as app:
+            await self._serve(stop.wait, app)
 
 
 @pytest.fixture(scope="module", params=DRIVERS)
@@ -153,15 +165,19 @@ def tls_certs() -> TLSCerts:
 
 @pytest.fixture(scope="module")
 def start_server() -> Iterator[Callable[..., str]]:
-    """``start_server(app, driver="asyncio", tls=False, **options) -> base URL``; ``options``
-    go to the driver's ``serve()``.  Every server started is stopped at the module's end."""
+    """``start_server(app, driver="asyncio", tls=False, asyncio_app=False, **options) -> base
+    URL``; ``options`` go to the driver's ``serve()``.  Every server started is stopped at the
+    module's end."""
     servers: list[ServerThread] = []
 
-    def start(app: Any, driver: str = "asyncio", tls: bool = False, **options: Any) -> str:
+    def start(
+        app: Any, driver: str = "asyncio", tls: bool = False, asyncio_app: bool = False,
+        **options: Any,
+    ) -> str:
         if driver == "trio":
             pytest.importorskip("trio")
         context = _tls_certs().server_context() if tls else None
-        server = ServerThread(app, driver, context, options)
+        server = ServerThread(app, driver, context, options, asyncio_app)
         server.start()
         servers.append(server)
         return server.url

@@ -5,8 +5,9 @@ async view, a streamed response, and a form that takes a POST with Django's CSRF
 (the token comes from the GET, the cookie with it) and a file upload.  Clients: httpx over
 HTTP/1.1 and HTTP/2 with prior knowledge.
 
-Django's ASGI handler runs on asyncio only (it and asgiref call asyncio directly), so the trio
-driver is not run here: that is Django's limit, not the server's.
+Both drivers.  Django's ASGI handler calls asyncio itself (through asgiref), so on trio its
+coroutines run on an asyncio loop of their own and the conftest bridges them to the trio driver
+(``_asyncio_on_trio``); the app is the same object and the wire is the trio driver's.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def django_app() -> Any:
 
 
 @pytest.fixture(scope="module")
-def url(start_server: Any) -> str:
-    return start_server(django_app(), "asyncio")
+def url(start_server: Any, driver: str) -> str:
+    return start_server(django_app(), driver, asyncio_app=True)
 
 
 @pytest.fixture(params=["http1", "h2c"])
