@@ -123,18 +123,20 @@ class _LoopThread(threading.Thread):
 
     def run(self) -> None:
         loop = self.loop
-        asyncio.set_event_loop(loop)
         try:
             loop.run_forever()
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.run_until_complete(self._wind_down())
         finally:
-            asyncio.set_event_loop(None)
             loop.close()
+
+    async def _wind_down(self) -> None:
+        """What an app left running is cancelled and awaited, as ``asyncio.run`` does."""
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.loop.shutdown_asyncgens()
+        await self.loop.shutdown_default_executor()
 
     async def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

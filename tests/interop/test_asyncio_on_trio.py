@@ -24,12 +24,17 @@ Message = dict[str, Any]
 
 
 def run_bridged(app: App, drive: Callable[[App], Awaitable[None]]) -> None:
+    """``drive(bridged app)`` in a trio run; the app's loop must be closed once it is over."""
+    loops: list[asyncio.AbstractEventLoop] = []
+
     async def main() -> None:
         with trio.fail_after(GUARD):
             async with asyncio_app(app) as trio_app:
+                loops.append(trio_app.loop)  # type: ignore[attr-defined]
                 await drive(trio_app)
 
     trio.run(main)
+    assert loops[0].is_closed()
 
 
 def test_app_runs_on_a_stock_asyncio_loop_and_messages_cross_both_ways() -> None:
