@@ -373,7 +373,9 @@ class _H2(H2Connection):
             and sid % 2 == 1
             and sid > self.highest_inbound_stream_id
             and (
-                self.open_inbound_streams >= self.local_settings.max_concurrent_streams
+                # Counting open streams walks them all; no more streams than that are open.
+                (len(self.streams) >= (limit := self.local_settings.max_concurrent_streams)
+                 and self.open_inbound_streams >= limit)
                 or (self.refuse_above is not None and sid > self.refuse_above)
             )
         ):
