@@ -129,8 +129,9 @@ def test_cancelling_the_trio_task_cancels_the_apps_coroutine() -> None:
     app_cancelled = threading.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "waiting"})
         try:
+            # The cancellation may land while send() is still settling: either await counts.
+            await send({"type": "waiting"})
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             app_cancelled.set()
