@@ -818,7 +818,9 @@ class HTTP2Connection:
     def _request_ended(self, sid: int) -> None:
         ws = self._ws.get(sid)
         if ws is not None:
-            ws.receive_data(b"", self._now)  # the client half-closed the tunnel: it is over
+            if ws.end_of_input(self._now):
+                return  # it reads the frames it held back first, then calls ws_finished()
+            # The client half-closed the tunnel and nothing is held back: it is over.
             if sid in self._ws_open:
                 self._ws_end.add(sid)  # our half ends too, once what is queued has left
                 self._pump_ws(sid)

@@ -255,6 +255,7 @@ class WebSocketSession:
         self._fast_out = False  # no extension agreed: data frames are framed here
         self._slow = False  # wsproto may hold bytes or a message in progress
         self._app_gone = False  # app_finished(): messages from the peer are dropped
+        self._eof = False  # end_of_input() came while wsproto still held frames: read them first
 
     # -- the app's receive --------------------------------------------------------------------
 
@@ -481,6 +482,20 @@ class WebSocketSession:
         ws.receive_data(data)
         self._pump()
 
+    def end_of_input(self, now: float) -> bool:
+        """The peer will send nothing more but can still read (HTTP/2 END_STREAM).  Frames
+        wsproto still holds because the app was behind are read first, so a Close among them
+        ends the session with the peer's code, not 1006; then the session calls
+        ``ws_finished`` itself (True).  With nothing held it is ``receive_data(b"")`` (False)."""
+        ws = self._ws
+        if ws is None or self.state not in (WS.OPEN, WS.CLOSING) or _idle(ws):
+            self.receive_data(b"", now)
+            return False
+        self._now = now
+        self._eof = True
+        self._pump()
+        return True
+
     def _fast_frames(self, data: bytes) -> bytes:
         """Deliver the common whole frames at the head of ``data`` (see the module docstring)
         and return the rest, from the first frame that is not one (or is cut short), for
@@ -551,6 +566,10 @@ class WebSocketSession:
                 return
             if self._queued_bytes >= limit or self._over():
                 return  # the app is behind (the rest waits in wsproto), or it is over
+        if self._eof:  # all read, and no Close among it: the peer left without one
+            self._eof = False
+            self.peer_lost()
+            self._carrier.ws_finished(self, abort=False)
 
     def _over(self) -> bool:
         # A method, not an inline test: the state changes under the calls above.

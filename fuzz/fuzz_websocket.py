@@ -257,8 +257,8 @@ class WSDriver(H2Driver):
                   "websocket.disconnect before StreamEnded")
             if ws.clean and ws.client_close not in (False, None) and ws.state == "open" \
                     and not ws.server_closed and not ws.shutdown and not ws.timed:
-                # 1006 too: input held back while the app lagged is dropped when the peer
-                # leaves (END_STREAM or EOF), its Close among it (by design, test_websocket).
+                # 1006 too: input held back while the app lagged is dropped at EOF, its
+                # Close among it (HTTP/2's END_STREAM reads it first: test_http2).
                 check(code in (ws.client_close, 1006), "ws-disconnect-code",
                       f"{code} but the client closed with {ws.client_close}")
             ws.disconnect = dict(message)

@@ -1426,6 +1426,41 @@ def test_ws_client_close_first() -> None:
     check_accounting(h)
 
 
+@pytest.mark.parametrize("with_close", [True, False])
+def test_ws_end_stream_behind_held_frames_keeps_the_clients_close(with_close: bool) -> None:
+    # WS-11/12 over RFC 8441: a client may send its Close and END_STREAM at once.  While the
+    # app is behind, the frames wait in the server; END_STREAM must not overtake them: the app
+    # reads every message, then the client's own code (1006 only when no Close came at all).
+    h = H2Harness(body_buffer_size=1024)
+    ws = ws_accepted(h)
+    messages = [f"{i:02}" + "x" * 98 for i in range(12)]  # past the queue bound, not the window
+    for text in messages:
+        ws.send(TextMessage(text))
+    if with_close:
+        ws.send(CloseConnection(code=4001, reason="bye"), end=True)
+    else:
+        h.client.c.end_stream(ws.sid)
+        h.exchange()
+    got = []
+    while True:
+        message = h.receive(ws.sid)
+        if message["type"] != "websocket.receive":
+            break
+        got.append(message["text"])
+    assert got == messages
+    if with_close:
+        assert message == {"type": "websocket.disconnect", "code": 4001, "reason": "bye"}
+        (close,) = [e for e in ws.poll() if isinstance(e, CloseConnection)]
+        assert close.code == 4001  # RFC 6455 5.5.1: the peer's code echoed
+    else:
+        assert message == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+    assert h.reply(ws.sid).ended and h.reply(ws.sid).reset is None  # our half ends cleanly
+    h.finish(ws.sid)
+    assert ended(h, ws.sid) == 1
+    alive(h)
+    check_accounting(h)
+
+
 def test_ws_frames_before_accept_are_delivered_after() -> None:
     # WS-02: no websocket.receive before the handshake is answered
     h = H2Harness()
