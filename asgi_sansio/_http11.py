@@ -527,8 +527,9 @@ class HTTP11Connection:
         return stream.body_bytes < self.config.body_buffer_size
 
     def writable(self, stream_id: int) -> bool:
-        # Output goes to the driver after every call, so the core never holds more than one
-        # message's worth; the driver adds its transport's own high-water mark.
+        # The driver takes the output after every call, or once the app's calls have added
+        # about output_high_water (DriverConnection.flush_soon); it adds its transport's own
+        # high-water mark.
         return True
 
     # -- contract: input -------------------------------------------------------------------

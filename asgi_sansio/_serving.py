@@ -271,8 +271,9 @@ class DriverConnection(Generic[W]):
 
     A driver subclass moves the bytes.  It calls ``open()`` once the transport is up (after the
     TLS handshake), implements ``flush()`` (act on everything the core queued: ``route()`` the
-    events, get ``data_to_send()`` written, resume reading when ``wants_read``, re-arm the timer)
-    and ``start_app()`` (run ``run_app()`` as a task), and keeps two flags for ``send()``:
+    events, get ``data_to_send()`` written, resume reading when ``wants_read``, re-arm the timer,
+    and reset ``deferred``), may defer the flushes the app's calls ask for (``flush_soon()``),
+    implements ``start_app()`` (run ``run_app()`` as a task), and keeps two flags for ``send()``:
     ``output_blocked`` while its writer is behind by more than the high-water mark, and ``lost``
     once the transport is gone and nothing more will be written.
     """
@@ -280,6 +281,7 @@ class DriverConnection(Generic[W]):
     conn: ServerConnection
     output_blocked = False
     lost = False
+    deferred = 0  # payload bytes sent since the last flush(), which resets it
 
     def __init__(self, server: ServerBase[W]) -> None:
         self.server = server
@@ -289,6 +291,12 @@ class DriverConnection(Generic[W]):
 
     def flush(self) -> None:
         raise NotImplementedError
+
+    def flush_soon(self) -> None:
+        """``flush()`` before the driver next waits for I/O.  An app calls the core several
+        times in a row (receive, start, body, return) and so do the apps of one read; one
+        flush then serves them all.  A driver that cannot defer flushes at once."""
+        self.flush()
 
     def start_app(
         self, sid: int, stream: DriverStream[W], scope: dict[str, Any], context: Context
@@ -380,11 +388,12 @@ class DriverConnection(Generic[W]):
         """Run the app for one stream and tell the core how it ended."""
         conn, loop, server = self.conn, self.loop, self.server
         access_log = server.access_log
+        high_water = server.config.output_high_water
 
         async def receive() -> Message:
             while True:
                 message = conn.receive(sid)
-                self.flush()
+                self.flush_soon()
                 if message is not None:
                     return message
                 stream.reader = waiter = loop.waiter()
@@ -397,7 +406,12 @@ class DriverConnection(Generic[W]):
             try:
                 conn.send(sid, message, loop.time())
             finally:
-                self.flush()
+                # The core holds output until the flush: at most about the high-water mark.
+                self.deferred += _payload_size(message)
+                if self.deferred > high_water:
+                    self.flush()
+                else:
+                    self.flush_soon()
             if access_log and not logged:
                 status = _answer_status(scope, message)
                 if status is not None:
@@ -433,10 +447,18 @@ class DriverConnection(Generic[W]):
             raise
         finally:
             conn.app_finished(sid, loop.time(), exc)
-            self.flush()
+            self.flush_soon()
             del self.streams[sid]
             server.apps -= 1
             loop.changed()
+
+
+def _payload_size(message: Any) -> int:
+    """The bytes (or characters) a send-message carries; 0 for anything else."""
+    if type(message) is not dict:
+        return 0
+    payload = message.get("body") or message.get("bytes") or message.get("text")
+    return len(payload) if isinstance(payload, (bytes, bytearray, memoryview, str)) else 0
 
 
 def _answer_status(scope: dict[str, Any], message: Message) -> int | None:

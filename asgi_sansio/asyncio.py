@@ -80,6 +80,7 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
         self._timer_at = 0.0
         self._out: list[bytes] = []  # output held until the end of this loop iteration
         self._out_size = 0
+        self._flush_due = False  # flush_soon() asked: _due() is scheduled
         self._high_water = server.config.output_high_water
 
     # -- transport callbacks --------------------------------------------------------------
@@ -123,6 +124,7 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
     def flush(self) -> None:
         """Act on everything the core queued: events, bytes, reading, the timer."""
         conn = self.conn
+        self.deferred = 0
         close = self.route(conn.pop_events())
         if self._closed:
             return
@@ -158,6 +160,16 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
                 self._timer.cancel()
             self._timer_at = deadline
             self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def flush_soon(self) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            self._loop.call_soon(self._due)
+
+    def _due(self) -> None:
+        self._flush_due = False
+        self.flush()
+        self._write_out()  # this is the end of an iteration already
 
     def _write_out(self) -> None:
         if self._out and not self._closed:

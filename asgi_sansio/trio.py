@@ -169,6 +169,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._out = b""
         self._pending: list[bytes] = []  # taken from the core, for the flusher to write
         self._pending_size = 0
+        self._flush_due = False  # flush_soon() asked: the flusher flushes first
         self._timer = trio.CancelScope()  # its deadline is the core's next timer
         self._timer_at = math.inf  # that deadline, without reading the scope's property
         self._io = trio.CancelScope()
@@ -189,6 +190,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
     def flush(self) -> None:
         """Act on everything the core queued: events, output, reading, the timer."""
         conn = self.conn
+        self.deferred = 0
         events = conn.pop_events()
         if events and self.route(events):
             self._closing = True
@@ -215,9 +217,17 @@ class _Connection(shared.DriverConnection[trio.Event]):
         if deadline is not None and deadline < self._timer_at:
             self._timer_at = self._timer.deadline = deadline
 
+    def flush_soon(self) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            self.server.flush_later(self)
+
     def write_pending(self) -> None:
-        """Write what ``flush()`` queued, as far as the socket takes it; the writer task gets
-        the rest."""
+        """Flush if ``flush_soon()`` asked, then write what ``flush()`` queued, as far as the
+        socket takes it; the writer task gets the rest."""
+        if self._flush_due:
+            self._flush_due = False
+            self.flush()
         if self._writing or not self._pending:
             return
         pending = self._pending
