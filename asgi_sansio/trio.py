@@ -170,6 +170,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._pending: list[bytes] = []  # taken from the core, for the flusher to write
         self._pending_size = 0
         self._flush_due = False  # flush_soon() asked: the flusher flushes first
+        self.queued = False  # in the server's flusher list
         self._timer = trio.CancelScope()  # its deadline is the core's next timer
         self._timer_at = math.inf  # that deadline, without reading the scope's property
         self._io = trio.CancelScope()
@@ -199,7 +200,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         else:
             data = conn.data_to_send()
             if data:
-                if not self._pending:
+                if not self.queued:
                     self.server.flush_later(self)
                 self._pending.append(data)
                 self._pending_size += len(data)
@@ -218,8 +219,8 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self._timer_at = self._timer.deadline = deadline
 
     def flush_soon(self) -> None:
-        if not self._flush_due:
-            self._flush_due = True
+        self._flush_due = True
+        if not self.queued:
             self.server.flush_later(self)
 
     def write_pending(self) -> None:
@@ -357,6 +358,7 @@ class Server(shared.ServerBase[trio.Event]):
     _flusher: trio.lowlevel.Task | None = None  # parked until a connection has bytes queued
 
     def flush_later(self, connection: _Connection) -> None:
+        connection.queued = True
         self._flushing.append(connection)
         if self._flusher is not None:
             trio.lowlevel.reschedule(self._flusher)
@@ -371,6 +373,7 @@ class Server(shared.ServerBase[trio.Event]):
             flushing, self._flushing = self._flushing, []
             for connection in flushing:
                 connection.write_pending()
+                connection.queued = False  # not before: its flush() would queue it again
 
     def _stop_flushing(self, _: Any) -> trio.lowlevel.Abort:
         self._flusher = None
