@@ -645,6 +645,10 @@ class Driver:
     def running(self) -> list[App]:
         return [a for a in self.apps.values() if a.running]
 
+    @property
+    def any_running(self) -> bool:
+        return any(a.running for a in self.apps.values())
+
     # -- driver calls ------------------------------------------------------------------------
 
     def feed(self, data: bytes, force: bool = False) -> bool:
@@ -782,7 +786,8 @@ class Driver:
         check(conn.data_to_send() == b"" and conn.pop_events() == [], "not-drained",
               "a second drain returned more")
         if self.closed:
-            check(not events and not out, "after-close", f"{events!r} {out[:80]!r}")
+            if events or out:
+                check(False, "after-close", f"{events!r} {out[:80]!r}")
             return
         if self.trace is not None and events:
             self.log("  events: " + ", ".join(_event_name(e) for e in events))
@@ -801,8 +806,9 @@ class Driver:
             self.decoder.feed(out)
         elif out:
             self._check_h2_output(out)
-        self.check(self.out_total <= self.budget, "output-unbounded",
-                   f"{self.out_total} bytes written, budget {self.budget}")
+        if self.out_total > self.budget:
+            check(False, "output-unbounded",
+                  f"{self.out_total} bytes written, budget {self.budget}")
         self._check_state()
         if self.closed and not self.speaks_h2:
             self.decoder.eof()
@@ -834,7 +840,8 @@ class Driver:
 
     def _on_event(self, event: Any, ended_now: set[int]) -> None:
         check, apps = self.check, self.apps
-        check(not self.closed, "event-after-close", repr(event))
+        if self.closed:
+            check(False, "event-after-close", repr(event))
         if isinstance(event, StreamStarted):
             sid = event.stream_id
             check(sid == len(apps) + 1, "stream-ids", f"started {sid} after {len(apps)}")
@@ -863,37 +870,58 @@ class Driver:
             check(isinstance(event, StreamWritable), "unknown-event", repr(event))
 
     def _check_state(self) -> None:
-        check, conn = self.check, self.conn
-        check(conn.closed == self.closed, "closed-flag", f"{conn.closed} vs {self.closed}")
-        for app in self.apps.values():
-            if app.ended or not self.closed:
-                continue
-            check(False, "end-before-close", f"stream {app.sid} has no StreamEnded")
-        if self.closed:
-            check(not conn.wants_read and conn.get_timer() is None, "closed-but-live",
-                  f"wants_read={conn.wants_read} timer={conn.get_timer()}")
-        for app in self.apps.values():
-            if app.ended and not self.closed and app.running and app.kind == "http":
-                check(app.state in ("done", "broken") or self.may_end_early(app), "spurious-end",
-                      f"stream {app.sid} ended while its response is {app.state}")
-        sizes = internal_sizes(conn)
-        if sizes is not None:
-            cfg = self.config
-            check(sizes["sniff"] < 24, "sniff-unbounded", str(sizes["sniff"]))
-            check(sizes["out"] == 0, "out-not-drained", str(sizes["out"]))
-            bound = cfg.max_head_size + cfg.body_buffer_size + 2 * self.max_chunk + 1024
-            check(sizes["parser"] <= bound, "parser-unbounded", f"{sizes['parser']} > {bound}")
-            for sid, (queued, pending) in sizes["streams"].items():
-                check(queued <= cfg.body_buffer_size + self.max_chunk, "body-unbounded",
-                      f"stream {sid}: {queued} bytes queued")
-                app = self.apps.get(sid)
-                if app is not None and app.waiting and pending:
-                    check(False, "lost-wakeup", f"stream {sid} has a message but no wakeup")
-        if not self.closed and not self.running:
+        # Runs after every call: details are formatted only for a failing check.
+        check, conn, closed = self.check, self.conn, self.closed
+        if conn.closed != closed:
+            check(False, "closed-flag", f"{conn.closed} vs {closed}")
+        if closed:
+            for app in self.apps.values():
+                if not app.ended:
+                    check(False, "end-before-close", f"stream {app.sid} has no StreamEnded")
+            if conn.wants_read or conn.get_timer() is not None:
+                check(False, "closed-but-live",
+                      f"wants_read={conn.wants_read} timer={conn.get_timer()}")
+        else:
+            for app in self.apps.values():
+                if (app.ended and app.running and app.kind == "http"
+                        and app.state not in ("done", "broken") and not self.may_end_early(app)):
+                    check(False, "spurious-end",
+                          f"stream {app.sid} ended while its response is {app.state}")
+        self._check_sizes()
+        if not closed and not self.any_running:
             # Nothing runs: only the peer or a timer can move this connection on.
             check(conn.wants_read, "stalled", "no app running and not reading")
             check(conn.get_timer() is not None, "no-deadline",
                   "an idle connection without any deadline")
+
+    def _check_sizes(self) -> None:
+        """Core buffers within Config limits: ``internal_sizes`` inlined (it runs after every
+        call), the same checks."""
+        check, conn = self.check, self.conn
+        try:
+            proto = conn._proto
+            sniff = len(conn._sniff or b"")
+            parser = proto._wire.buffered if hasattr(proto, "_wire") else 0
+            out = sum(map(len, proto._out))
+            streams = [(sid, s.body_bytes, bool(s.body) or (s.body_done and not s.delivered_end))
+                       for sid, s in proto._streams.items()]
+        except AttributeError:
+            return
+        cfg = self.config
+        if sniff >= 24:
+            check(False, "sniff-unbounded", str(sniff))
+        if out:
+            check(False, "out-not-drained", str(out))
+        bound = cfg.max_head_size + cfg.body_buffer_size + 2 * self.max_chunk + 1024
+        if parser > bound:
+            check(False, "parser-unbounded", f"{parser} > {bound}")
+        limit = cfg.body_buffer_size + self.max_chunk
+        for sid, queued, pending in streams:
+            if queued > limit:
+                check(False, "body-unbounded", f"stream {sid}: {queued} bytes queued")
+            app = self.apps.get(sid)
+            if app is not None and app.waiting and pending:
+                check(False, "lost-wakeup", f"stream {sid} has a message but no wakeup")
 
     def may_end_early(self, app: App) -> bool:
         """Whether ``app``'s stream may end before its response is complete while the
@@ -913,7 +941,7 @@ class Driver:
                 self.eof()
             elif how == 1:
                 self.shutdown()
-                if not self.closed and not self.running:
+                if not self.closed and not self.any_running:
                     self._fire_next(force_eof=True)
             else:
                 self._fire_next(force_eof=True)
@@ -935,6 +963,11 @@ class Driver:
 
 
 def _check_scope(check: Checker, scope: dict[str, Any]) -> None:
+    if not _scope_ok(scope):
+        check(False, "bad-scope", repr(scope)[:300])
+
+
+def _scope_ok(scope: dict[str, Any]) -> bool:
     kind = scope.get("type")
     ok = (
         kind in ("http", "websocket")
@@ -952,7 +985,7 @@ def _check_scope(check: Checker, scope: dict[str, Any]) -> None:
             for n, v in scope.get("headers", [None])
         )
     )
-    check(ok, "bad-scope", repr(scope)[:300])
+    return ok
 
 
 def _short(value: Any) -> str:

@@ -27,6 +27,7 @@ After every call (``_common.Driver`` plus the HTTP/2 checks here):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import h2.config
@@ -112,6 +113,10 @@ SETTINGS = (
 )
 PUSH_PATHS = ("/style.css", "/a b?c=1", "relative", 5)
 PUSH_HEADERS = ([], [(b"accept", b"text/css")], [(b"Bad Name", b"x")], [(b"x", b"\x00")])
+# The client's configuration, shared by every run (an H2Connection never changes it).
+CLIENT_CONFIG = h2.config.H2Configuration(
+    client_side=True, header_encoding=None, validate_outbound_headers=False,
+    normalize_outbound_headers=False, validate_inbound_headers=True)
 
 
 class Client(h2.connection.H2Connection):
@@ -255,9 +260,7 @@ class H2Driver(Driver):
 
     def __init__(self, config: Config, check: Checker, start: str, strict: bool,
                  trace: list[str] | None) -> None:
-        self.client = Client(h2.config.H2Configuration(
-            client_side=True, header_encoding=None, validate_outbound_headers=False,
-            normalize_outbound_headers=False, validate_inbound_headers=True))
+        self.client = Client(CLIENT_CONFIG)
         self.judging = True  # the client's state still models the server's (no raw frames)
         self.strict = strict
         self.views: dict[int, View] = {}
@@ -303,23 +306,29 @@ class H2Driver(Driver):
         return stream is not None and stream.state_machine.state in (
             h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE)
 
-    def client_call(self, what: str, call: Any, *args: Any, **kwargs: Any) -> bool:
+    def client_call(self, what: str | Callable[[], str], call: Any, *args: Any,
+                    **kwargs: Any) -> bool:
         """Make the h2 client write something; False if h2 refuses (the op is skipped, and a
-        refusal may have changed h2's state, so its verdict on our output stops counting)."""
+        refusal may have changed h2's state, so its verdict on our output stops counting).
+        ``what`` names the call in the trace (a callable: formatted only when tracing)."""
         try:
             call(*args, **kwargs)
         except (h2.exceptions.H2Error, ValueError, KeyError) as exc:
-            self.log(f"client {what}: refused by h2 ({type(exc).__name__}); no longer judging")
+            if self.trace is not None:
+                self.log(f"client {_text(what)}: refused by h2 ({type(exc).__name__}); "
+                         "no longer judging")
             self.judging = False
             self.take_client_output()
             return False
-        self.log(f"client {what}")
+        if self.trace is not None:
+            self.log(f"client {_text(what)}")
         self.take_client_output()
         return True
 
     def raw(self, what: str, data: bytes) -> None:
         """Bytes the h2 client did not write: from now on its verdict is no longer ours."""
-        self.log(f"client raw {what}: {data[:60]!r}")
+        if self.trace is not None:
+            self.log(f"client raw {what}: {data[:60]!r}")
         self.judging = False
         self.pending += data
 
@@ -348,7 +357,8 @@ class H2Driver(Driver):
             super()._on_event(event, ended_now)
             return
         check, sid = self.check, event.stream_id
-        check(not self.closed, "event-after-close", repr(event))
+        if self.closed:
+            check(False, "event-after-close", repr(event))
         check(sid not in self.apps, "stream-ids", f"stream {sid} started twice")
         if sid % 2:
             check(sid > self.last_started, "stream-ids",
@@ -387,7 +397,8 @@ class H2Driver(Driver):
 
     def _frame(self, frame: Any) -> None:
         check = self.check
-        self.log(f"  server: {type(frame).__name__}({frame.stream_id}) {sorted(frame.flags)}")
+        if self.trace is not None:
+            self.log(f"  server: {type(frame).__name__}({frame.stream_id}) {sorted(frame.flags)}")
         if self.first_frame:
             check(isinstance(frame, hf.SettingsFrame), "h2-output", f"not SETTINGS: {frame!r}")
             self.first_frame = False
@@ -409,16 +420,16 @@ class H2Driver(Driver):
             self.promised.add(promised)
             self.views[promised] = View()
             return
-        check(view is not None, "unknown-stream-frame", f"{frame!r} on a stream never opened")
         if view is None:
+            check(False, "unknown-stream-frame", f"{frame!r} on a stream never opened")
             return
         if isinstance(frame, hf.RstStreamFrame):
             view.reset = True
             return
         if isinstance(frame, hf.WindowUpdateFrame):
             return  # the client may still send on a stream we ended (half-closed)
-        check(not view.ended and not view.reset, "frame-after-end",
-              f"{type(frame).__name__} on stream {sid} after its end")
+        if view.ended or view.reset:
+            check(False, "frame-after-end", f"{type(frame).__name__} on stream {sid} after its end")
         app = self.apps.get(sid)
         if isinstance(frame, hf.HeadersFrame):
             fields = self.hpack.decode(frame.data, raw=True)
@@ -440,8 +451,9 @@ class H2Driver(Driver):
             if app is not None and app.flushed:
                 check(not app.no_body or not frame.data, "body-not-allowed",
                       f"stream {sid}: DATA for HEAD, 204 or 304")
-                check(app.body.startswith(view.data), "wrong-body",
-                      f"stream {sid}: {view.data[:80]!r} vs {app.body[:80]!r}")
+                if not app.body.startswith(view.data):
+                    check(False, "wrong-body",
+                          f"stream {sid}: {view.data[:80]!r} vs {app.body[:80]!r}")
         if "END_STREAM" in frame.flags:
             view.ended = True
             self._check_complete(view, app, sid)
@@ -490,8 +502,9 @@ class H2Driver(Driver):
             return
         bound = self.config.output_high_water + self.max_message + 128  # + our 500's body
         for sid, stream in streams.items():
-            self.check(len(stream.out) <= bound, "output-queue-unbounded",
-                       f"stream {sid}: {len(stream.out)} bytes wait for the window")
+            if len(stream.out) > bound:
+                self.check(False, "output-queue-unbounded",
+                           f"stream {sid}: {len(stream.out)} bytes wait for the window")
 
     # -- client frame helpers ---------------------------------------------------------------
 
@@ -508,8 +521,8 @@ def request_frame(p: Any, drv: H2Driver) -> None:
         sid = client.get_next_available_stream_id()
     except h2.exceptions.H2Error:
         return
-    if drv.client_call(f"HEADERS {sid} {headers[:4]!r} end={end}", client.send_headers, sid,
-                       headers, end_stream=end):
+    if drv.client_call(lambda: f"HEADERS {sid} {headers[:4]!r} end={end}", client.send_headers,
+                       sid, headers, end_stream=end):
         drv.views.setdefault(sid, View())
 
 
@@ -607,6 +620,10 @@ def raw_frame(p: Any, drv: H2Driver) -> None:
     drv.raw(f"frame {kind}", data)
 
 
+def _text(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
+
+
 def _frame(cls: Any, sid: int, *args: Any) -> Any:
     """A hyperframe frame on any stream id, 0 included where the frame type forbids it."""
     frame = cls(sid or 1, *args)
@@ -631,11 +648,12 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
     ending = p.ConsumeIntInRange(0, 2)
     drv = H2Driver(config, Checker(tolerate), start, strict, trace)
     client = drv.client
-    while p.remaining_bytes() and not (drv.closed and not drv.running):
+    while p.remaining_bytes() and not (drv.closed and not drv.any_running):
         op = p.ConsumeIntInRange(0, 31)
-        running = drv.running
+        # What an op chooses from, computed only for the ops that choose (no side effects).
+        sids = drv.open_sids() if 8 <= op < 16 else []
+        running = drv.running if 16 <= op < 27 else []
         http = [app for app in running if app.kind == "http"]
-        sids = drv.open_sids()
         if op < 5:  # feed part of what the client wrote (0: all of it)
             drv.flush(p.ConsumeIntInRange(0, 255))
         elif op < 8:
