@@ -656,7 +656,8 @@ class Driver:
         not to, for small inputs); returns whether they were fed."""
         if self.closed or self.eof_sent or not data or not (force or self.conn.wants_read):
             return False
-        self.log(f"feed {data[:200]!r}{'...' if len(data) > 200 else ''} ({len(data)} bytes)")
+        if self.trace is not None:
+            self.log(f"feed {data[:200]!r}{'...' if len(data) > 200 else ''} ({len(data)} bytes)")
         self.max_chunk = max(self.max_chunk, len(data))
         if len(self.head) < len(H2_PREFACE):
             self.head += data[: len(H2_PREFACE) - len(self.head)]
@@ -677,7 +678,8 @@ class Driver:
     def receive(self, app: App) -> dict[str, Any] | None:
         check = self.check
         message = self.conn.receive(app.sid)
-        self.log(f"receive({app.sid}) -> {_short(message)}")
+        if self.trace is not None:
+            self.log(f"receive({app.sid}) -> {_short(message)}")
         owed, app.owed = app.owed, False
         if message is None:
             check(not owed, "lost-wakeup", f"stream {app.sid}: None after StreamReadable")
@@ -700,7 +702,8 @@ class Driver:
         check(not app.got_all and not app.got_disconnect, "request-after-end",
               f"stream {app.sid}: http.request after the last one")
         body, more = message.get("body"), message.get("more_body")
-        check(type(body) is bytes and type(more) is bool, "bad-receive", repr(message)[:200])
+        if type(body) is not bytes or type(more) is not bool:
+            check(False, "bad-receive", repr(message)[:200])
         app.received += len(body)
         limit = self.config.max_body_size
         check(limit is None or app.received <= limit, "body-over-limit", f"{app.received}")
@@ -718,7 +721,8 @@ class Driver:
             self.log(f"send({app.sid}) held: not writable")
             return
         problem = app.problem(message) if app.state != "broken" else "after a failure"
-        self.log(f"send({app.sid}, {_short(message)})  # {problem or 'valid'}")
+        if self.trace is not None:
+            self.log(f"send({app.sid}, {_short(message)})  # {problem or 'valid'}")
         was_closed = self.closed
         try:
             self.conn.send(app.sid, message, self.now)
@@ -735,7 +739,8 @@ class Driver:
             app.refused(message, problem)
         else:
             check(not was_closed, "send-after-close", "no ClientDisconnected")
-            check(problem is None, "invalid-accepted", f"{_short(message)}: {problem}")
+            if problem is not None:
+                check(False, "invalid-accepted", f"{_short(message)}: {problem}")
             app.accepted(message)
             self._count_output(message)
         self._pump()

@@ -177,7 +177,8 @@ class WSDriver(H2Driver):
         if not clean:
             ws.clean = False
         if self.carrier == "h1":
-            self.log(f"client ws {what}: {bytes(data[:60])!r}")
+            if self.trace is not None:
+                self.log(f"client ws {what}: {bytes(data[:60])!r}")
             self.pending += data
             return
         sid = ws.sid
@@ -191,8 +192,8 @@ class WSDriver(H2Driver):
             return
         size = self.client.max_outbound_frame_size
         for i in range(0, len(data), size):
-            self.client_call(f"ws {what} ({len(data[i:i + size])} bytes)", self.client.send_data,
-                             sid, bytes(data[i : i + size]))
+            chunk = bytes(data[i : i + size])
+            self.client_call(f"ws {what} ({len(chunk)} bytes)", self.client.send_data, sid, chunk)
 
     def message(self, text: bool, size: int, parts: int) -> None:
         ws = self.ws
@@ -226,7 +227,8 @@ class WSDriver(H2Driver):
             return super().receive(app)
         check = self.check
         message = self.conn.receive(app.sid)
-        self.log(f"receive({app.sid}) -> {str(message)[:120]}")
+        if self.trace is not None:
+            self.log(f"receive({app.sid}) -> {str(message)[:120]}")
         owed, app.owed = app.owed, False
         if message is None:
             check(not owed, "lost-wakeup", f"stream {app.sid}: None after StreamReadable")
@@ -246,8 +248,8 @@ class WSDriver(H2Driver):
             ws.connect_seen = True
             return
         if ws.disconnect is not None:
-            check(message == ws.disconnect, "ws-disconnect-changed",
-                  f"{message!r} after {ws.disconnect!r}")
+            if message != ws.disconnect:
+                check(False, "ws-disconnect-changed", f"{message!r} after {ws.disconnect!r}")
             return
         if mtype == "websocket.disconnect":
             code, reason = message.get("code"), message.get("reason")
@@ -263,14 +265,15 @@ class WSDriver(H2Driver):
                       f"{code} but the client closed with {ws.client_close}")
             ws.disconnect = dict(message)
             return
-        check(mtype == "websocket.receive", "bad-receive", repr(message)[:200])
+        if mtype != "websocket.receive":
+            check(False, "bad-receive", repr(message)[:200])
         text, data = message.get("text"), message.get("bytes")
-        check((text is None) != (data is None) and (text is None or type(text) is str)
-              and (data is None or type(data) is bytes), "bad-receive", repr(message)[:200])
-        if ws.clean:
-            check(bool(ws.expected) and ws.expected[0] == (text if data is None else data),
-                  "ws-wrong-message", f"{repr(message)[:100]} but expected "
-                  f"{repr(ws.expected[:1])[:100]}")
+        if not ((text is None) != (data is None) and (text is None or type(text) is str)
+                and (data is None or type(data) is bytes)):
+            check(False, "bad-receive", repr(message)[:200])
+        if ws.clean and not (ws.expected and ws.expected[0] == (text if data is None else data)):
+            check(False, "ws-wrong-message",
+                  f"{repr(message)[:100]} but expected {repr(ws.expected[:1])[:100]}")
         if ws.expected:
             ws.expected.pop(0)
 
@@ -359,7 +362,8 @@ class WSDriver(H2Driver):
         closing = ws.state == "closing"
         maybe = closing or (ws.state == "open" and (ws.timed or ws.shutdown))
         may_disconnect = gone or (maybe and mtype in ("websocket.send", "websocket.close"))
-        self.log(f"send({app.sid}, {str(message)[:120]})  # {problem or 'valid'}")
+        if self.trace is not None:
+            self.log(f"send({app.sid}, {str(message)[:120]})  # {problem or 'valid'}")
         try:
             self.conn.send(app.sid, message, self.now)
         except Exception as exc:
@@ -379,7 +383,8 @@ class WSDriver(H2Driver):
                 raise
         else:
             check(not gone, "send-after-close", "no ClientDisconnected")
-            check(problem is None, "invalid-accepted", f"{str(message)[:120]}: {problem}")
+            if problem is not None:
+                check(False, "invalid-accepted", f"{str(message)[:120]}: {problem}")
             self._accepted(message)
         self._pump()
 
@@ -497,8 +502,9 @@ class WSDriver(H2Driver):
 
     def _server_frame(self, frame: Any) -> None:
         ws, check = self.ws, self.check
-        self.log(f"  server ws: {frame.opcode.name} {str(frame.payload)[:60]} "
-                 f"fin={frame.message_finished}")
+        if self.trace is not None:
+            self.log(f"  server ws: {frame.opcode.name} {str(frame.payload)[:60]} "
+                     f"fin={frame.message_finished}")
         check(not ws.server_closed, "ws-after-close", f"{frame.opcode.name} after our Close")
         if frame.opcode is Opcode.CLOSE:
             code, _reason = frame.payload
@@ -521,9 +527,9 @@ class WSDriver(H2Driver):
                     parts and isinstance(parts[0], str)) else b"".join(parts)
                 index = len(ws.seen)
                 ws.seen.append(message)
-                check(index < len(ws.sent) and ws.sent[index] == message, "ws-wrong-output",
-                      f"message {index}: {repr(message)[:80]} vs "
-                      f"{repr(ws.sent[index:index + 1])[:80]}")
+                if index >= len(ws.sent) or ws.sent[index] != message:
+                    check(False, "ws-wrong-output", f"message {index}: {repr(message)[:80]} vs "
+                          f"{repr(ws.sent[index:index + 1])[:80]}")
 
     def _frame(self, frame: Any) -> None:
         """HTTP/2: the CONNECT stream's HEADERS and DATA carry the handshake and frames."""
@@ -690,7 +696,7 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
     drv = WSDriver(config, Checker(tolerate), carrier, strict, handshake, trace)
     ws = drv.ws
     client = drv.client
-    while p.remaining_bytes() and not (drv.closed and not drv.running):
+    while p.remaining_bytes() and not (drv.closed and not drv.any_running):
         op = p.ConsumeIntInRange(0, 31)
         if ws.sid is None and drv.apps:
             ws.sid = min(drv.apps)
