@@ -734,7 +734,8 @@ class Driver:
             app.state = "broken"
         except AppMisuseError as exc:
             self.log(f"  -> AppMisuseError {exc}")
-            check(problem is not None, "valid-refused", f"{_short(message)} refused: {exc}")
+            if problem is None:
+                check(False, "valid-refused", f"{_short(message)} refused: {exc}")
             check(not was_closed, "misuse-after-close", "should be ClientDisconnected")
             app.refused(message, problem)
         else:
@@ -857,7 +858,8 @@ class Driver:
             self.budget += 512  # an error response or 100 Continue may follow
         elif isinstance(event, StreamEnded):
             app = apps.get(event.stream_id)
-            check(app is not None, "unknown-stream", repr(event))
+            if app is None:
+                check(False, "unknown-stream", repr(event))
             assert app is not None
             check(not app.ended, "double-end", f"stream {app.sid} ended twice")
             app.ended = True
@@ -872,7 +874,8 @@ class Driver:
         elif isinstance(event, ConnectionClosed):
             self.closed = True
         else:
-            check(isinstance(event, StreamWritable), "unknown-event", repr(event))
+            if not isinstance(event, StreamWritable):
+                check(False, "unknown-event", repr(event))
 
     def _check_state(self) -> None:
         # Runs after every call: details are formatted only for a failing check.

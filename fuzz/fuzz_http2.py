@@ -434,7 +434,8 @@ class H2Driver(Driver):
         if isinstance(frame, hf.HeadersFrame):
             fields = self.hpack.decode(frame.data, raw=True)
             if view.status is None:
-                check(fields[:1] and fields[0][0] == b":status", "bad-response-head", repr(fields))
+                if not (fields[:1] and fields[0][0] == b":status"):
+                    check(False, "bad-response-head", repr(fields))
                 status = int(fields[0][1])
                 if 100 <= status < 200:
                     view.informational.append(status)
