@@ -127,11 +127,12 @@ class Client(h2.connection.H2Connection):
     order, where RFC 7541 4.2 asks for the smallest and the last: a client that shrinks the
     table after growing it would refuse the first.  So the decoder's limit is the largest size
     this client ever announced.  Informational responses on a stream the client reset are
-    ignored, not refused, as are the responses to pushes promised on a stream the client reset,
-    and a 304 is complete without the content-length it names.  Sending request trailers makes
-    h2 forget the request's method (it stores the trailers' ``:method``, none), so the answer to
-    a HEAD with trailers would be held to its content-length (RFC 9113 8.1.1 exempts it): the
-    method is kept across trailers."""
+    ignored, not refused, as are the responses to pushes promised on a stream the client reset
+    and a response on a stream it reset and h2 forgot (h2 would count it against the client's
+    MAX_CONCURRENT_STREAMS), and a 304 is complete without the content-length it names.
+    Sending request trailers makes h2 forget the request's method (it stores the trailers'
+    ``:method``, none), so the answer to a HEAD with trailers would be held to its
+    content-length (RFC 9113 8.1.1 exempts it): the method is kept across trailers."""
 
     max_table = 4096
 
@@ -167,6 +168,14 @@ class Client(h2.connection.H2Connection):
             stream.state_machine.stream_closed_by is h2.stream.StreamClosedBy.SEND_RST_STREAM)
         try:
             frames, events = super()._receive_headers_frame(frame)
+        except h2.exceptions.TooManyStreamsError:
+            if stream is not None or self._closed_streams.get(frame.stream_id) \
+                    is not h2.stream.StreamClosedBy.SEND_RST_STREAM:
+                raise
+            # A stream we reset that h2 already forgot: h2 takes the HEADERS for a new inbound
+            # stream and refuses it under our MAX_CONCURRENT_STREAMS, before decoding it.
+            h2.connection._decode_headers(self.decoder, frame.data)  # HPACK stays in step
+            return [], []
         except h2.exceptions.ProtocolError:
             if not reset:
                 raise
