@@ -158,7 +158,7 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
     ending = p.ConsumeIntInRange(0, 2)
     drv = Driver(config, Checker(tolerate), trace=trace)
     pending = b""
-    while p.remaining_bytes() and not (drv.closed and not drv.running):
+    while p.remaining_bytes() and not (drv.closed and not drv.any_running):
         op = p.ConsumeIntInRange(0, 31)
         running = drv.running
         http = [app for app in running if app.kind == "http"]  # WebSocket apps only finish
