@@ -977,7 +977,10 @@ class HTTP11Connection:
         for name, value in headers:
             lname = name.lower()
             if lname == b"transfer-encoding":
-                continue  # HTTP-TX-03: the server owns the framing
+                # HTTP-TX-03: the server owns the framing.  Dropped, but a malformed one is
+                # still the app's error, as any other field would be.
+                writer.fields(msgs.START, [(name, value)])
+                continue
             if lname == b"content-length":
                 if declared is not None or not value.isdigit():
                     raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")

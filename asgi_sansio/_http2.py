@@ -926,9 +926,10 @@ class HTTP2Connection:
         has_date = has_server = False
         for name, value in headers:
             name = name.lower()  # HTTP/2 field names are lowercase (RFC 9113 8.2.1)
-            if name in _CONNECTION_SPECIFIC:
-                continue  # SRV-09: meaningless in HTTP/2, and malformed on the wire
-            if name == b"te" and value.lower() != b"trailers":
+            if name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
+                # SRV-09: meaningless in HTTP/2, and malformed on the wire.  Dropped, but a
+                # malformed one is still the app's error, as it is over HTTP/1.1.
+                _check_fields(msgs.START, [(name, value)])
                 continue
             if name == b"content-length":
                 if declared is not None or not value.isdigit():
