@@ -133,7 +133,7 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
             # Held to the end of this loop iteration, so that every app task that runs in it
             # shares one write (64 WebSocket echoes, ten HTTP/2 streams: one syscall, not ten),
             # unless it is already more than the high-water mark.
-            if not self._out:
+            if not self._out and not self._flush_due:  # _due() writes after its flush
                 self._loop.call_soon(self._write_out)
             self._out.append(data)
             self._out_size += len(data)
@@ -167,8 +167,8 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
             self._loop.call_soon(self._due)
 
     def _due(self) -> None:
-        self._flush_due = False
         self.flush()
+        self._flush_due = False
         self._write_out()  # this is the end of an iteration already
 
     def _write_out(self) -> None:

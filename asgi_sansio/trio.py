@@ -208,9 +208,8 @@ class _Connection(shared.DriverConnection[trio.Event]):
                     self.write_pending()
             if self._closing:  # the writer closes the transport once it has written this
                 self.write_pending()
-            if (self._writing or self._closing) and self._wanted is not None:
-                self._wanted.set()
-                self._wanted = None
+            if self._writing or self._closing:
+                self._wake_writer()
         if self._resume is not None and conn.wants_read:
             self._resume.set()
             self._resume = None
@@ -239,9 +238,12 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self._writing = True
             self._out = data[sent:] if sent else data
             self.output_blocked = len(self._out) > self._high_water
-            if self._wanted is not None:
-                self._wanted.set()
-                self._wanted = None
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        if self._wanted is not None:
+            self._wanted.set()
+            self._wanted = None
 
     async def _read(self) -> None:
         conn, transport, now = self.conn, self._transport, self.loop.time
