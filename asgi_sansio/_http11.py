@@ -831,7 +831,9 @@ class HTTP11Connection:
         for name, value in headers:
             lname = name.lower()
             if lname == b"transfer-encoding":
-                continue  # HTTP-TX-03: the framing is ours
+                # HTTP-TX-03: the framing is ours.  Dropped, but checked as any field is.
+                writer.fields(DENY_START, [(name, value)])
+                continue
             if lname == b"content-length":
                 if declared is not None or not value.isdigit():
                     raise AppMisuseError(DENY_START, "SRV-01", f"bad content-length {value!r}")

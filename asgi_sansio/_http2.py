@@ -924,13 +924,7 @@ class HTTP2Connection:
         fields = [(b":status", str(status).encode("ascii"))]
         declared: int | None = None
         has_date = has_server = False
-        for name, value in headers:
-            name = name.lower()  # HTTP/2 field names are lowercase (RFC 9113 8.2.1)
-            if name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
-                # SRV-09: meaningless in HTTP/2, and malformed on the wire.  Dropped, but a
-                # malformed one is still the app's error, as it is over HTTP/1.1.
-                _check_fields(msgs.START, [(name, value)])
-                continue
+        for name, value in _h2_fields(msgs.START, headers):
             if name == b"content-length":
                 if declared is not None or not value.isdigit():
                     raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
@@ -946,9 +940,6 @@ class HTTP2Connection:
             raise AppMisuseError(
                 msgs.START, "EXT-TRAILERS-05", "trailers=True but the extension is not in scope"
             )
-        regular = fields[1:]
-        _check_fields(msgs.START, regular)  # may trim values in place
-        fields[1:] = regular
         if not has_date and self.config.date_header:
             fields.append((b"date", http_date(self._now + self._wall_offset)))
         if not has_server and self.config.server_header is not None:
@@ -1000,8 +991,7 @@ class HTTP2Connection:
 
     def _send_trailers(self, stream: _Stream, message: dict[str, Any]) -> None:
         headers, more = msgs.validate_trailers(message)
-        fields = [(n.lower(), v) for n, v in headers]
-        _check_fields(msgs.TRAILERS, fields)
+        fields = _h2_fields(msgs.TRAILERS, headers)
         stream.trailer_block.extend(fields)
         if more:
             return
@@ -1028,8 +1018,7 @@ class HTTP2Connection:
         path = message.get("path")
         if type(path) is not str or not path.startswith("/"):
             raise AppMisuseError(PUSH, "EXT-PUSH-02", f"path must be an absolute str: {path!r}")
-        fields = [(n.lower(), v) for n, v in msgs.validate_headers(PUSH, message.get("headers"))]
-        _check_fields(PUSH, fields)
+        fields = _h2_fields(PUSH, msgs.validate_headers(PUSH, message.get("headers")))
         h2 = self._h2
         if not h2.remote_settings.enable_push or self._shutting_down or self._peer_left:
             return  # EXT-PUSH-04: refused or disabled -> dropped silently
@@ -1316,8 +1305,7 @@ class HTTP2Connection:
     def ws_deny(
         self, session: WebSocketSession, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None:
-        fields = [(n.lower(), v) for n, v in headers if n.lower() not in _CONNECTION_SPECIFIC]
-        _check_fields(DENY_START, fields)
+        fields = _h2_fields(DENY_START, headers)
         lengths = [v for n, v in fields if n == b"content-length"]
         if len(lengths) > 1 or any(not v.isdigit() for v in lengths):
             raise AppMisuseError(DENY_START, "SRV-01", f"bad content-length {lengths!r}")
@@ -1516,6 +1504,18 @@ def _check_fields(mtype: str, fields: list[tuple[bytes, bytes]]) -> None:
             if _BAD_OUT_VALUE_RE.search(trimmed) is not None:
                 raise AppMisuseError(mtype, "SRV-10", f"header value {value!r} is not allowed")
             fields[index] = (name, trimmed)
+
+
+def _h2_fields(mtype: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An app's fields (a response head, trailers, a pushed request) as HTTP/2 carries them:
+    lowercase (RFC 9113 8.2.1), checked (SRV-10), and without the connection-specific ones or
+    a ``te`` other than "trailers" (SRV-09), which make the whole block malformed in HTTP/2
+    (8.2.2).  Those are checked before they are dropped, so a malformed one is the app's error
+    here as it is over HTTP/1.1."""
+    fields = [(name.lower(), value) for name, value in headers]
+    _check_fields(mtype, fields)  # may trim values in place
+    return [(name, value) for name, value in fields if name not in _CONNECTION_SPECIFIC
+            and not (name == b"te" and value.lower() != b"trailers")]
 
 
 def _check_request(

@@ -279,8 +279,8 @@ def header_problem(headers: Any, grammar: bool = True) -> str | None:
             return "name/value not bytes"
         if name[:1] == b":":
             return "pseudo-header"
-        if not grammar or name.lower() == b"transfer-encoding":
-            continue  # not written (transfer-encoding is the server's), so not checked
+        if not grammar:
+            continue
         if not TOKEN_RE.fullmatch(name):
             return f"bad name {name!r}"
         if BAD_VALUE_RE.search(value):

@@ -80,7 +80,8 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-obs", b"\x80\xff"),
     (b"vary", b""),
 )
-TRAILERS = ((b"x-checksum", b"abc"), (b"x-empty", b""), (b"server-timing", b"db;dur=5"))
+TRAILERS = ((b"x-checksum", b"abc"), (b"x-empty", b""), (b"server-timing", b"db;dur=5"),
+            (b"Connection", b"close"), (b"te", b"gzip"))  # HTTP/2 drops these two
 BAD_MESSAGES: tuple[Any, ...] = (
     ["not", "a", "dict"],
     {"type": "http.response.bogus"},

@@ -365,6 +365,60 @@ def test_connection_specific_response_headers_are_dropped() -> None:
     assert b"keep-alive" not in names and b"x-mixed" in names  # lowercased (HTTP-TX-02)
 
 
+# Fields that make an HTTP/2 field block malformed (RFC 9113 8.2.2) wherever the app puts them.
+_MALFORMED_IN_H2 = [(b"Connection", b"close"), (b"transfer-encoding", b"chunked"),
+                    (b"upgrade", b"h2c"), (b"te", b"gzip")]
+
+
+def test_connection_specific_trailers_push_and_denial_fields_are_dropped() -> None:
+    # SRV-09: as for the response head, dropped rather than sent; each of these reached the
+    # wire before (the client's h2 failed the connection) or raised h2's ProtocolError.
+    h = H2Harness()
+    sid = h.request(headers=[(b"te", b"trailers")])
+    h.send(sid, start(200, trailers=True))
+    h.send(sid, {"type": "http.response.push", "path": "/p",
+                 "headers": [*_MALFORMED_IN_H2, (b"accept", b"*/*")]})
+    h.send(sid, body(b"x"))
+    h.send(sid, {"type": "http.response.trailers",
+                 "headers": [*_MALFORMED_IN_H2, (b"x-sum", b"1")]})
+    ((_, promised, fields),) = h.client.pushes
+    assert [f for f in fields if not f[0].startswith(b":")] == [(b"accept", b"*/*")]
+    assert h.reply(sid).trailers == [(b"x-sum", b"1")] and h.reply(sid).ended
+    assert h.scope(promised)["headers"] == [(b"host", b"example.com"), (b"accept", b"*/*")]
+    ws = ws_open(h)
+    h.receive(ws)
+    h.send(ws, {"type": "websocket.http.response.start", "status": 403,
+                "headers": [*_MALFORMED_IN_H2, (b"x-why", b"no")]})
+    h.send(ws, {"type": "websocket.http.response.body", "body": b"no"})
+    assert h.reply(ws).headers == [(b":status", b"403"), (b"x-why", b"no")]
+    assert h.reply(ws).status == 403 and h.reply(ws).body == b"no"
+    alive(h)
+
+
+@pytest.mark.parametrize("field", [(b"te", b"a\x00"), (b"connection", b"a\nb"),
+                                   (b"upgrade", b"\x00")])
+def test_malformed_dropped_fields_are_misuse_everywhere(field: tuple[bytes, bytes]) -> None:
+    # SRV-10: checked before they are dropped, in trailers, pushes and denials too
+    h = H2Harness()
+    sid = h.request(headers=[(b"te", b"trailers")])
+    h.send(sid, start(200, trailers=True))
+    with pytest.raises(AppMisuseError, match="SRV-10"):
+        h.send(sid, {"type": "http.response.push", "path": "/p", "headers": [field]})
+    assert h.reply(sid).status == 500 and not h.client.pushes  # the head had not left
+    sid = h.request(headers=[(b"te", b"trailers")])
+    h.send(sid, start(200, trailers=True))
+    h.send(sid, body(b"x"))
+    with pytest.raises(AppMisuseError, match="SRV-10"):
+        h.send(sid, {"type": "http.response.trailers", "headers": [field]})
+    assert h.reply(sid).reset == INTERNAL_ERROR
+    ws = ws_open(h)
+    h.receive(ws)
+    with pytest.raises(AppMisuseError, match="SRV-10"):
+        h.send(ws, {"type": "websocket.http.response.start", "status": 403, "headers": [field]})
+    assert h.reply(ws).status == 500
+    alive(h)
+
+
 def test_head_response_has_no_body_but_keeps_content_length() -> None:
     # SRV-03
     h = H2Harness()

@@ -429,6 +429,9 @@ def test_denial_with_content_length_is_not_chunked() -> None:
     {"type": "websocket.http.response.start", "status": "200"},
     {"type": "websocket.http.response.start", "status": 200, "trailers": True},
     {"type": "websocket.http.response.start", "status": 200, "headers": [(b"a", "b")]},
+    # SRV-10: dropped (the framing is the server's), but checked first
+    {"type": "websocket.http.response.start", "status": 403,
+     "headers": [(b"transfer-encoding", b"a\x00")]},
 ])
 def test_bad_denial_start_is_misuse_and_500(message: dict[str, Any]) -> None:
     # ASGI: EXT-WSDENY-03
