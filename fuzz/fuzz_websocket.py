@@ -85,6 +85,7 @@ DENY_STATUSES: tuple[Any, ...] = (403, 401, 500, 204, 101, 600, "403")
 DENY_HEADERS: tuple[Any, ...] = (
     [], [(b"content-type", b"text/plain")], [(b"content-length", b"5")],
     [(b"content-length", b"x")], [(b"connection", b"keep-alive")], [(b"bad name", b"v")],
+    [(b"te", b"gzip")], [(b"Transfer-Encoding", b"x\x00")],
 )
 SIZES = (0, 1, 5, 125, 126, 1000, 70_000)
 CLIENT_CLOSES: tuple[int | None, ...] = (1000, 1001, 1002, 3000, 4000, None)
