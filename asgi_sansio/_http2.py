@@ -43,7 +43,13 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from h2.config import H2Configuration
-from h2.connection import ConnectionInputs, ConnectionState, H2Connection, _decode_headers
+from h2.connection import (
+    AllowedStreamIDs,
+    ConnectionInputs,
+    ConnectionState,
+    H2Connection,
+    _decode_headers,
+)
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -193,6 +199,8 @@ _END_STREAM, _END_HEADERS = 0x1, 0x4
 _SEND_HEADERS, _SEND_DATA = ConnectionInputs.SEND_HEADERS, ConnectionInputs.SEND_DATA
 _STREAM_HEADERS, _STREAM_INFO = StreamInputs.SEND_HEADERS, StreamInputs.SEND_INFORMATIONAL_HEADERS
 _STREAM_DATA, _STREAM_END = StreamInputs.SEND_DATA, StreamInputs.SEND_END_STREAM
+_RECV_HEADERS, _CLIENT_IDS = ConnectionInputs.RECV_HEADERS, AllowedStreamIDs.ODD
+_STREAM_RECV_HEADERS, _STREAM_RECV_END = StreamInputs.RECV_HEADERS, StreamInputs.RECV_END_STREAM
 
 
 class _H2(H2Connection):
@@ -207,8 +215,10 @@ class _H2(H2Connection):
     and write the frame bytes directly instead of building hyperframe objects, which cost about
     as much as the rest of a response.  Anything unusual (padding, priority, an unknown
     stream, DATA past the window or the frame size) takes h2's own path, so h2 still raises
-    every error.  ``open_inbound_streams`` is cheaper too.  ``fast = False`` turns both off:
-    the tests check both give the same bytes."""
+    every error.  On the receiving side, a HEADERS frame that opens a stream skips h2's
+    generic frame handling and its (here disabled) header validation: ``_new_stream``.
+    ``open_inbound_streams`` is cheaper too.  ``fast = False`` turns all of these off: the
+    tests check that both ways give the same events, bytes and errors."""
 
     fast = True
     refuse_above: int | None = None  # shutting down: streams above this id are refused
@@ -325,16 +335,14 @@ class _H2(H2Connection):
     def _terminate_connection(self, error_code: ErrorCodes) -> None:
         self.close_connection(error_code)  # h2's own error path, with the same rule
 
-    def _receive_frame(self, frame: Any) -> list[Any]:
-        try:
-            return super()._receive_frame(frame)
-        except InvalidBodyLengthError:
-            pass
-        except ProtocolError as exc:
-            if type(exc) is not ProtocolError or not str(exc).startswith(
-                ("Invalid content-length", "Conflicting content-length")
-            ):
-                raise
+    def _malformed(self, frame: Any, exc: Exception) -> list[Any]:
+        """A bad request content-length is a stream error (RFC 9113 8.1.1), not h2's
+        connection error; any other error goes on up."""
+        if not isinstance(exc, InvalidBodyLengthError) and (
+            type(exc) is not ProtocolError
+            or not str(exc).startswith(("Invalid content-length", "Conflicting content-length"))
+        ):
+            raise exc
         sid = frame.stream_id
         if isinstance(frame, DataFrame):
             # The bytes count against the connection window even though nobody reads them.
@@ -351,6 +359,47 @@ class _H2(H2Connection):
             self._prepare_for_sending([rst])
             self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
         return [_StreamMalformed(sid)]
+
+    def _new_stream(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
+        """h2's ``_receive_headers_frame`` for the common case, a HEADERS frame that opens a
+        stream without PRIORITY, with the same steps in the same order: what it skips is
+        header validation and normalisation (turned off in our configuration), the
+        concurrency check (``_receive_headers_frame`` refused the stream already) and the
+        generic per-frame bookkeeping.  Anything else goes through h2."""
+        headers: Any = _decode_headers(self.decoder, frame.data)  # a list, from _Decoder
+        events = self.state_machine.process_input(_RECV_HEADERS)
+        stream = self._begin_new_stream(frame.stream_id, _CLIENT_IDS)  # h2's id checks
+        end_stream = "END_STREAM" in frame.flags
+        if headers and headers[0][0] == b":status":  # h2 takes it as a response
+            frames, stream_events = stream.receive_headers(headers, end_stream, None)
+            return frames, events + stream_events
+        machine = stream.state_machine
+        stream_events = machine.process_input(_STREAM_RECV_HEADERS)
+        request: Any = stream_events[0]  # RequestReceived
+        if end_stream:
+            ended = machine.process_input(_STREAM_RECV_END)
+            request.stream_ended = ended[0]
+            stream_events += ended
+        stream._initialize_content_length(headers)
+        request.headers = list(headers)
+        return [], events + stream_events
+
+    def _receive_frame(self, frame: Any) -> list[Any]:
+        if self.fast and type(frame) is HeadersFrame and (
+            frame.stream_id > self.highest_inbound_stream_id
+        ):
+            # A new stream: h2's wrapper would only catch errors about existing ones (and
+            # format the frame for a trace log that is off).
+            try:
+                frames, events = self._receive_headers_frame(frame)
+            except (InvalidBodyLengthError, ProtocolError) as exc:
+                return self._malformed(frame, exc)
+            self._prepare_for_sending(frames)
+            return events
+        try:
+            return super()._receive_frame(frame)
+        except (InvalidBodyLengthError, ProtocolError) as exc:
+            return self._malformed(frame, exc)
 
     def _receive_ping_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
         frames, events = super()._receive_ping_frame(frame)
@@ -397,7 +446,12 @@ class _H2(H2Connection):
             return [rst], []
         self.decoder.oversized = False
         try:
-            frames, events = super()._receive_headers_frame(frame)
+            if self.fast and sid > self.highest_inbound_stream_id and sid % 2 == 1 and (
+                "PRIORITY" not in frame.flags
+            ):
+                frames, events = self._new_stream(frame)
+            else:
+                frames, events = super()._receive_headers_frame(frame)
         except ProtocolError as exc:
             if type(exc) is ProtocolError and not isinstance(
                 exc.__cause__, OversizedHeaderListError

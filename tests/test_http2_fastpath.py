@@ -1,7 +1,8 @@
-"""The HTTP/2 send fast path against h2's own: same bytes, same events, same errors.
+"""The HTTP/2 fast paths against h2's own: same bytes, same events, same errors.
 
 ``_H2.send_headers`` / ``send_data`` / ``end_stream`` make h2's state transitions themselves and
-write frame bytes directly (see ``asgi_sansio/_http2.py``).  Here a ``Twin`` stands in for
+write frame bytes directly, and ``_H2._new_stream`` opens a stream from a HEADERS frame without
+h2's generic frame handling (see ``asgi_sansio/_http2.py``).  Here a ``Twin`` stands in for
 ``ServerConnection``: two connections, one as shipped and one with ``_H2.fast`` off, take every
 call the stateful machines make (interleaved streams, windows, resets, trailers, GOAWAY,
 misbehaving apps, WebSockets over RFC 8441) and must agree on every return value, exception,
@@ -17,6 +18,7 @@ from unittest import mock
 
 import h2.events
 import h2.settings
+import pytest
 from hypothesis import settings
 
 from asgi_sansio import Config, ServerConnection, StreamStarted
@@ -24,7 +26,7 @@ from asgi_sansio._http2 import _H2
 
 from . import test_http2_properties as h2_props
 from . import test_websocket_h2_machine as ws_h2
-from .helpers import H2Client
+from .helpers import H2_PREFACE, H2Client
 
 
 @contextmanager
@@ -174,3 +176,57 @@ def test_the_connection_window_bounds_data_across_streams() -> None:
     conn.receive_data(client.data(), 0.0)
     read()
     assert received == bodies
+
+
+def _frame(ftype: int, flags: int, sid: int, payload: bytes) -> bytes:
+    head = len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big")
+    return head + payload
+
+
+def _block(*fields: tuple[bytes, bytes]) -> bytes:
+    """A header block of literal fields without indexing or Huffman (RFC 7541 6.2.2)."""
+    out = b""
+    for name, value in fields:
+        out += b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+    return out
+
+
+_GET = (
+    (b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"a"),
+)
+_SETTINGS = _frame(0x4, 0, 0, b"")
+_PRIORITY_FIELDS = b"\x00\x00\x00\x00\x10"  # depends on stream 0, weight 17
+_END_STREAM_HEADERS = 0x5
+
+
+@pytest.mark.parametrize("frames", [
+    [_frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET))],
+    [_frame(0x1, 0x4, 1, _block(*_GET)), _frame(0x0, 0x1, 1, b"body")],
+    [_frame(0x1, _END_STREAM_HEADERS | 0x20, 1, _PRIORITY_FIELDS + _block(*_GET))],
+    [_frame(0x1, _END_STREAM_HEADERS | 0x8, 1, b"\x03" + _block(*_GET) + b"\x00" * 3)],
+    [_frame(0x1, 0x1, 1, _block(*_GET[:2])), _frame(0x9, 0x4, 1, _block(*_GET[2:]))],
+    [_frame(0x1, _END_STREAM_HEADERS, 3, _block(*_GET)),
+     _frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET))],  # a lower id after a higher one
+    [_frame(0x1, _END_STREAM_HEADERS, 2, _block(*_GET))],  # an even id from the client
+    [_frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET, (b"content-length", b"x")))],
+    [_frame(0x1, 0x4, 1, _block(*_GET, (b"content-length", b"2"))),
+     _frame(0x0, 0x1, 1, b"body")],  # RFC 9113 8.1.1: a stream error, the connection lives
+    [_frame(0x1, _END_STREAM_HEADERS, 1, _block((b":status", b"100")))],
+    [_frame(0x1, _END_STREAM_HEADERS, 1, _block((b":status", b"200")))],
+    [_frame(0x1, _END_STREAM_HEADERS, 1, b"\xff\xff\xff\xff")],  # HPACK fails
+    [_frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET)),
+     _frame(0x1, _END_STREAM_HEADERS, 1, _block((b"x-trailer", b"1")))],  # after END_STREAM
+])
+def test_headers_that_open_a_stream_take_either_path_alike(frames: list[bytes]) -> None:
+    """The receive fast path (``_H2._new_stream``) against h2's: each frame sequence,
+    ordinary or not, must give the same events, bytes and errors on both."""
+    conn = Twin(Config(date_header=False), now=0.0, alpn="h2")
+    conn.receive_data(H2_PREFACE + _SETTINGS, 0.0)
+    for frame in frames:
+        conn.receive_data(frame, 0.0)
+        events = conn.pop_events()
+        for event in events:
+            if isinstance(event, StreamStarted):
+                conn.receive(event.stream_id)
+        conn.data_to_send()
+    assert conn.closed == conn.slow.closed
