@@ -107,50 +107,9 @@ async def _run_in(context: Context, coro: Coroutine[Any, Any, None]) -> None:
             value, error = None, exc
 
 
-class _SocketTransport:
-    """A plain (TCP or unix) socket, used directly; ``_read()`` reads it inline."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-
-    def send_now(self, data: bytes) -> int:
-        """Write what the socket takes without waiting; a failure is the writer's to find."""
-        try:
-            return self.sock.send(data)
-        except OSError:
-            return 0
-
-    async def send_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[self.sock.send(view) :]
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.sock)
-
-    async def aclose(self) -> None:
-        trio.lowlevel.notify_closing(self.sock)  # wakes the reader with ClosedResourceError
-        self.sock.close()
-
-
-class _TLSTransport:
-    """A ``trio.SSLStream`` after its handshake."""
-
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
-        self._stream = stream
-
-    def send_now(self, data: bytes) -> int:
-        return 0  # TLS writes go through the writer task
-
-    async def send_all(self, data: bytes) -> None:
-        await self._stream.send_all(data)
-
-    async def receive(self) -> bytes:
-        return bytes(await self._stream.receive_some(_READ_SIZE))  # bytes already: no copy
-
-    async def aclose(self) -> None:
-        await trio.aclose_forcefully(self._stream)
+def _close(sock: socket.socket) -> None:
+    trio.lowlevel.notify_closing(sock)  # wakes its waiters with ClosedResourceError
+    sock.close()
 
 
 class _Connection(shared.DriverConnection[trio.Event]):
@@ -158,9 +117,12 @@ class _Connection(shared.DriverConnection[trio.Event]):
 
     server: Server
 
-    def __init__(self, server: Server, transport: _SocketTransport | _TLSTransport) -> None:
+    def __init__(
+        self, server: Server, sock: socket.socket, tls: trio.SSLStream[trio.SocketStream] | None
+    ) -> None:
         super().__init__(server)
-        self._transport = transport
+        self._sock = sock
+        self._tls = tls  # None on a plain socket, which is read and written right here
         self._high_water = server.config.output_high_water
         self._closing = False  # the core closed the connection: write what is left, then close
         self._resume: trio.Event | None = None  # set when the paused reader may read again
@@ -233,7 +195,10 @@ class _Connection(shared.DriverConnection[trio.Event]):
         pending = self._pending
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         self._pending, self._pending_size = [], 0
-        sent = self._transport.send_now(data)
+        try:  # TLS output all goes through the writer task
+            sent = 0 if self._tls is not None else self._sock.send(data)
+        except OSError:
+            sent = 0  # the writer finds the failure
         if sent < len(data):  # take the writer role for the rest
             self._writing = True
             self._out = data[sent:] if sent else data
@@ -246,7 +211,8 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self._wanted = None
 
     async def _read(self) -> None:
-        conn, transport, now = self.conn, self._transport, self.loop.time
+        conn, sock, tls, now = self.conn, self._sock, self._tls, self.loop.time
+        fd = sock.fileno()
         full = True  # the last read filled the buffer: more may be there at once
         while True:
             if not conn.wants_read:
@@ -254,14 +220,14 @@ class _Connection(shared.DriverConnection[trio.Event]):
                 await resume.wait()
                 continue
             try:
-                if isinstance(transport, _TLSTransport):
-                    data = await transport.receive()
+                if tls is not None:
+                    data = bytes(await tls.receive_some(_READ_SIZE))  # bytes already: no copy
                 else:  # a plain socket is read right here, without a coroutine per read
                     if full:
                         await trio.lowlevel.checkpoint()  # let the other tasks run first
                     else:  # after a short read the peer usually waits for us: wait, then recv()
-                        await trio.lowlevel.wait_readable(transport.fd)
-                    data = transport.sock.recv(_READ_SIZE)
+                        await trio.lowlevel.wait_readable(fd)
+                    data = sock.recv(_READ_SIZE)
             except BlockingIOError:
                 full = False
                 continue
@@ -276,7 +242,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
     async def _write(self) -> None:
         """The only task that waits to write: it has the role from ``flush()`` until the core
         has nothing more to send."""
-        conn, transport = self.conn, self._transport
+        conn, sock, tls = self.conn, self._sock, self._tls
         try:
             while True:
                 if not self._writing:
@@ -285,7 +251,15 @@ class _Connection(shared.DriverConnection[trio.Event]):
                     self._wanted = wanted = trio.Event()
                     await wanted.wait()
                     continue
-                await transport.send_all(self._out)
+                if tls is not None:
+                    await tls.send_all(self._out)
+                else:
+                    view = memoryview(self._out)
+                    while view:
+                        try:
+                            view = view[sock.send(view) :]
+                        except BlockingIOError:
+                            await trio.lowlevel.wait_writable(sock)
                 blocked = self.output_blocked
                 self._out = conn.data_to_send()
                 self._writing = bool(self._out)
@@ -295,7 +269,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         except _GONE:
             pass  # the peer is gone
         finally:
-            await transport.aclose()
+            _close(sock)  # as aclose() of an https_compatible SSLStream: no close_notify
             self._io.cancel()  # the reader and the timer
             self.gone()
 
@@ -437,8 +411,7 @@ class Server(shared.ServerBase[trio.Event]):
                     else:
                         handlers.start_soon(self._handle, client)
             finally:
-                trio.lowlevel.notify_closing(sock)
-                sock.close()
+                _close(sock)
 
     async def _handle(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -449,22 +422,19 @@ class Server(shared.ServerBase[trio.Event]):
         except OSError:  # already reset by the client
             sock.close()
             return
-        if self.ssl is None:
-            await _Connection(self, _SocketTransport(sock)).run(peer, local, None)
-            return
-        stream = trio.SSLStream(
-            trio.SocketStream(trio.socket.from_stdlib_socket(sock)), self.ssl,
-            server_side=True, https_compatible=True,
-        )
-        with trio.move_on_after(_HANDSHAKE_TIMEOUT) as handshake:
+        tls = None
+        if self.ssl is not None:
+            tls = trio.SSLStream(
+                trio.SocketStream(trio.socket.from_stdlib_socket(sock)), self.ssl,
+                server_side=True, https_compatible=True,
+            )
             try:
-                await stream.do_handshake()
-            except trio.BrokenResourceError:
-                handshake.cancel()
-        if handshake.cancel_called:
-            await trio.aclose_forcefully(stream)
-            return
-        await _Connection(self, _TLSTransport(stream)).run(peer, local, stream)
+                with trio.fail_after(_HANDSHAKE_TIMEOUT):
+                    await tls.do_handshake()
+            except (trio.TooSlowError, trio.BrokenResourceError):
+                _close(sock)
+                return
+        await _Connection(self, sock, tls).run(peer, local, tls)
 
     async def _watch_signals(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
