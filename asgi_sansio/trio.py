@@ -1,23 +1,20 @@
 """The trio driver: sockets, tasks and a clock around the sans-IO core.
 
-It makes no protocol decision.  Each connection task runs a reader (``receive_data()``, paused
-while the core does not ``wants_read``), a writer, and the connection's one timer: a cancel scope
-whose deadline ``flush()`` lowers to ``get_timer()``, then ``handle_timer(now)``.  App tasks live
-in the connection's nursery, outside those three, so they may outlive the transport; an idle one
-waits for the connection's next stream, as spawning a task per request would cost as much as the
-rest of the driver.  Plain sockets are read and written directly (a read or write that can happen
-at once then costs no trip through trio's scheduler); TLS goes through ``trio.SSLStream``.
+It makes no protocol decision.  A connection task runs a reader (paused while the core does not
+``wants_read``), a writer, and one timer: a cancel scope whose deadline ``flush()`` lowers to
+``get_timer()``.  App tasks live in the connection's nursery, outside those three, so they may
+outlive the transport; an idle one waits for the connection's next stream, as a task spawned per
+request would cost as much as the rest of the driver.  Plain sockets are read and written
+directly (no trip through trio's scheduler when the socket is ready); TLS uses ``trio.SSLStream``.
 
-One writer at a time: ``flush()`` (after every core call) drains ``data_to_send()`` only when no
-write is in flight, and queues the connection for the server's flusher task, which runs once the
-tasks scheduled with it have stepped and writes every queued connection's bytes back to back (as
-the asyncio driver writes once per loop iteration): one wake-up of the peer per batch instead of
-one per response, which was a tenth of the server's CPU under load.  What the socket does not
-take at once goes to the connection's writer task, which drains the core again after each write
-until it is empty.  So bytes leave in the order the core queued them, and the app's ``send()``
-waits while more than ``Config.output_high_water`` is in flight or output is queued behind a
-write.  The rest (routing, ``receive``/``send``, lifespan,
-the shutdown order) is ``_serving``'s, shared with the asyncio driver.
+Output leaves in the core's order from one writer at a time.  ``flush()`` queues the connection
+for the server's flusher task, which writes every queued connection's bytes once the tasks
+scheduled with it have stepped (as asyncio writes once per loop iteration): one wake-up of the
+peer per batch, not per response, which was a tenth of the server's CPU.  What the socket does
+not take goes to the writer task, which drains the core until it is empty; the app's ``send()``
+waits while output is queued behind it or more than ``Config.output_high_water`` is in flight.
+Routing, ``receive``/``send``, lifespan and the shutdown order are ``_serving``'s, shared with
+the asyncio driver.
 
 Start it with ``await serve(app)``, or, to learn the bound port and stop it from code::
 
@@ -126,7 +123,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._high_water = server.config.output_high_water
         self._closing = False  # the core closed the connection: write what is left, then close
         self._resume: trio.Event | None = None  # set when the paused reader may read again
-        self._wanted: trio.Event | None = None  # set when the idle writer task has work
+        self._wanted = trio.Event()  # set when the idle writer task has work (again: harmless)
         self._writing = False  # the writer role is taken: the writer task writes _out
         self._out = b""
         self._pending: list[bytes] = []  # taken from the core, for the flusher to write
@@ -166,12 +163,10 @@ class _Connection(shared.DriverConnection[trio.Event]):
                     self.server.flush_later(self)
                 self._pending.append(data)
                 self._pending_size += len(data)
-                if self._pending_size > self._high_water:
-                    self.write_pending()
-            if self._closing:  # the writer closes the transport once it has written this
-                self.write_pending()
+            if self._closing or self._pending_size > self._high_water:
+                self.write_pending()  # closing: the writer closes the transport after this
             if self._writing or self._closing:
-                self._wake_writer()
+                self._wanted.set()
         if self._resume is not None and conn.wants_read:
             self._resume.set()
             self._resume = None
@@ -203,12 +198,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self._writing = True
             self._out = data[sent:] if sent else data
             self.output_blocked = len(self._out) > self._high_water
-            self._wake_writer()
-
-    def _wake_writer(self) -> None:
-        if self._wanted is not None:
             self._wanted.set()
-            self._wanted = None
 
     async def _read(self) -> None:
         conn, sock, tls, now = self.conn, self._sock, self._tls, self.loop.time
@@ -274,12 +264,11 @@ class _Connection(shared.DriverConnection[trio.Event]):
             self.gone()
 
     async def _keep_time(self) -> None:
-        conn = self.conn
         while True:
             with self._timer:
                 await trio.sleep_forever()
             self._timer, self._timer_at = trio.CancelScope(), math.inf
-            conn.handle_timer(self.loop.time())
+            self.conn.handle_timer(self.loop.time())
             self.flush()
 
     def abort(self) -> None:
@@ -311,8 +300,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
 class _Lifespan(shared.LifespanRunner[trio.Event]):
     def __init__(self, server: Server, nursery: trio.Nursery) -> None:
         super().__init__(server)
-        self._nursery = nursery
-        self._scope = trio.CancelScope()
+        self._nursery, self._scope = nursery, trio.CancelScope()
 
     def spawn(self) -> None:
         self._nursery.start_soon(self._run)
@@ -361,10 +349,9 @@ class Server(shared.ServerBase[trio.Event]):
         return _TrioLoop()
 
     def cancel_apps(self) -> None:
-        self._handlers.cancel()
-
-    def force_close(self) -> None:
         self._handlers.cancel()  # every connection's transport and apps
+
+    force_close = cancel_apps
 
     async def serve_until(
         self, watch_trigger: TriggerWatch | None, ready: Callable[[Any], object] | None
@@ -436,9 +423,7 @@ class Server(shared.ServerBase[trio.Event]):
                 return
         await _Connection(self, sock, tls).run(peer, local, tls)
 
-    async def _watch_signals(
-        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def _watch_signals(self, task_status: trio.TaskStatus[None]) -> None:
         if threading.current_thread() is not threading.main_thread():
             task_status.started()  # signals can only be caught in the main thread
             return
