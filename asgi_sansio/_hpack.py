@@ -6,7 +6,8 @@ fields repeat from one response to the next (``content-type``, ``server``, the `
 second) and the dynamic table buys a few dozen bytes per response, so this encoder never uses
 it, as nginx does not: each field is a static-table index or a literal "without indexing"
 (RFC 7541 6.2.2), never-indexed (6.2.3) for credentials and cookies.  Nothing depends on what
-was sent before, so each field's bytes are computed once and cached (bounded).  hpack still does
+was sent before, so each field's bytes are computed once and cached (bounded), and so are whole
+blocks of plain fields (a response head repeats whole, but for its date).  hpack still does
 the Huffman coding and every decoding; ``tests/test_http2.py`` decodes our blocks with hpack.
 """
 
@@ -31,6 +32,9 @@ for _index, _pair in enumerate(HeaderTable.STATIC_TABLE, start=1):
 _SECRET = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
 _CACHE_SIZE = 2048  # fields; dropped wholesale when full (the common ones return at once)
 _CACHED_FIELD_SIZE = 256  # bytes: a long value is rarely repeated, and would make the cache big
+_BLOCK_CACHE_SIZE = 32  # whole blocks (a few response heads a second, each with its date)
+_CACHED_BLOCK_FIELDS = 16  # fields: a block with more is not cached
+_CACHED_BLOCK_SIZE = 1024  # encoded bytes; Huffman coding at best takes 5 bits of 8 per octet
 
 
 def _integer(value: int, prefix_bits: int, first: int) -> bytes:
@@ -67,6 +71,7 @@ class StaticEncoder:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[bytes, bytes], bytes] = {}
+        self._blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
         self._size = 4096  # the peer's SETTINGS_HEADER_TABLE_SIZE
         self._announce = False
 
@@ -80,6 +85,21 @@ class StaticEncoder:
         # next block; ours says 0, which is all we ever use and fits any maximum.
         self._size = value
         self._announce = True
+
+    def encode_plain(self, fields: list[tuple[bytes, bytes]]) -> bytes:
+        """``encode()`` for a list of plain ``(bytes, bytes)`` tuples (never a
+        ``NeverIndexedHeaderTuple``, which compares equal to a plain one), cached whole."""
+        if self._announce or len(fields) > _CACHED_BLOCK_FIELDS:
+            return self.encode(fields)
+        key = tuple(fields)
+        block = self._blocks.get(key)
+        if block is None:
+            block = self.encode(fields)
+            if len(block) <= _CACHED_BLOCK_SIZE:  # so the key's fields are within ~1.6x that
+                if len(self._blocks) >= _BLOCK_CACHE_SIZE:
+                    self._blocks.clear()
+                self._blocks[key] = block
+        return block
 
     def encode(self, headers: Iterable[Any], huffman: bool = True) -> bytes:
         cache = self._cache

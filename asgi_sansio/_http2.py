@@ -226,6 +226,7 @@ class _H2(H2Connection):
     refused = 0
     peer_goaway = False
     decoder: _Decoder
+    encoder: StaticEncoder  # type: ignore[assignment]
 
     def __init__(self, config: H2Configuration) -> None:
         super().__init__(config)
@@ -266,7 +267,7 @@ class _H2(H2Connection):
         self.state_machine.process_input(_SEND_HEADERS)
         machine = stream.state_machine
         machine.process_input(_STREAM_INFO if informational else _STREAM_HEADERS)
-        block = self.encoder.encode(headers)  # after the transition, as h2: it may fail
+        block = self.encoder.encode_plain(headers)  # after the transition, as h2: it may fail
         flags = 0
         if end_stream:
             machine.process_input(_STREAM_END)
@@ -571,7 +572,7 @@ class HTTP2Connection:
             },
         )
         h2.decoder.max_header_list_size = config.max_head_size
-        h2.encoder = StaticEncoder()  # type: ignore[assignment]
+        h2.encoder = StaticEncoder()
         self._events: list[Event] = []
         if upgrade is None:
             h2.initiate_connection()
@@ -600,6 +601,8 @@ class HTTP2Connection:
         # Denial bodies: content-length bytes still owed; -1 no count, -2 a no-body status.
         self._ws_deny_left: dict[int, int] = {}
         self._scopes: dict[int, list[tuple[bytes, bytes]]] = {}  # request headers, for pushes
+        # _check_request's answers for small header lists: a client repeats its requests'.
+        self._checked: dict[tuple[tuple[bytes, bytes], ...], _Checked | str] = {}
         self._out: list[bytes] = [h2.data_to_send()]
         self.closed = False
         self._now = now
@@ -755,11 +758,12 @@ class HTTP2Connection:
             # Past SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 10.5.1); the pseudo-fields are kept.
             self._answer(sid, 431, head=(b":method", b"HEAD") in event.headers)
             return
-        checked = _check_request(event.headers)
+        checked = self._check_request(event.headers)
         if isinstance(checked, str):
             self._reset(sid, ErrorCodes.PROTOCOL_ERROR)
             return
-        pseudo, headers, content_length = checked
+        pseudo, headers, content_length, te_trailers = checked
+        pseudo, headers = dict(pseudo), list(headers)  # the scope's own, and the push's
         # The HTTP/1.1 limits, on the fields an HTTP/1.1 request would carry: cookie crumbs
         # (RFC 9113 8.2.3, which browsers send one per cookie) count as one field.
         if len(headers) > self.config.max_header_count:
@@ -786,9 +790,8 @@ class HTTP2Connection:
             self._answer(sid, 413, head=stream.is_head)
             return
         extensions: dict[str, Any] = {"http.response.early_hint": {}}
-        for name, value in headers:
-            if name == b"te" and value.lower() == b"trailers":
-                extensions["http.response.trailers"] = {}
+        if te_trailers:
+            extensions["http.response.trailers"] = {}
         if self._tls is not None:
             extensions["tls"] = self._tls
         if self._h2.remote_settings.enable_push:
@@ -799,6 +802,20 @@ class HTTP2Connection:
             stream.body_done = True
         self._streams[sid] = stream
         self._events.append(StreamStarted(sid, self._scope("http", pseudo, headers, extensions)))
+
+    def _check_request(self, fields: list[tuple[bytes, bytes]]) -> _Checked | str:
+        """``_check_request``, remembered for header lists of a few small fields."""
+        if len(fields) > _CHECKED_FIELDS:
+            return _check_request(fields)
+        key = tuple(fields)
+        checked = self._checked.get(key)
+        if checked is None:
+            checked = _check_request(fields)
+            if sum(len(name) + len(value) for name, value in fields) <= _CHECKED_SIZE:
+                if len(self._checked) >= _CHECKED_LISTS:
+                    self._checked.clear()
+                self._checked[key] = checked
+        return checked
 
     def _scope(
         self,
@@ -1572,20 +1589,26 @@ def _h2_fields(mtype: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[byt
             and not (name == b"te" and value.lower() != b"trailers")]
 
 
-def _check_request(
-    raw: list[tuple[bytes, bytes]],
-) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], int | None] | str:
+_Checked = tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], int | None, bool]
+_CHECKED_FIELDS = 24  # a header list with more fields is checked, not remembered
+_CHECKED_SIZE = 2048  # bytes of names and values: nor is a bigger one
+_CHECKED_LISTS = 32  # remembered per connection, dropped wholesale when full
+
+
+def _check_request(raw: list[tuple[bytes, bytes]]) -> _Checked | str:
     """RFC 9113 8.2 and 8.3 checks on a request's fields; the reason if malformed.
 
     Returns the pseudo-header fields, the regular fields with ``:authority`` as a single
-    ``host`` first (HTTP-SCOPE-11, AMB-05) and cookies joined (AMB-07), and the content-length.
+    ``host`` first (HTTP-SCOPE-11, AMB-05) and cookies joined (AMB-07), the content-length,
+    and whether ``te: trailers`` is among them (EXT-TRAILERS-03).  The caller copies the first
+    two before changing them: the answer may be remembered.
     """
     pseudo: dict[bytes, bytes] = {}
     headers: list[tuple[bytes, bytes]] = []
     cookies: list[bytes] = []
     host: bytes | None = None
     content_length: int | None = None
-    regular_seen = False
+    regular_seen = te_trailers = False
     for name, value in raw:
         if name[:1] == b":":
             if regular_seen:
@@ -1601,8 +1624,10 @@ def _check_request(
             return f"field value of {name!r} is malformed"
         if name in _CONNECTION_SPECIFIC:
             return f"connection-specific field {name!r}"
-        if name == b"te" and value.lower() != b"trailers":
-            return "te other than trailers"
+        if name == b"te":
+            if value.lower() != b"trailers":
+                return "te other than trailers"
+            te_trailers = True
         if name == b"host":
             if host is not None:
                 return "repeated host"
@@ -1646,4 +1671,4 @@ def _check_request(
         headers.insert(0, (b"host", host))
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
-    return pseudo, headers, content_length
+    return pseudo, headers, content_length, te_trailers

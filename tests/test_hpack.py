@@ -50,6 +50,26 @@ def test_a_new_table_size_is_acknowledged() -> None:
     assert encoder.encode([(b"server", b"x")])[:1] != b"\x20"
 
 
+@given(blocks=st.lists(fields, min_size=1, max_size=40))
+def test_whole_blocks_encode_as_field_by_field_and_the_cache_stays_bounded(
+    blocks: list[list[tuple[bytes, bytes]]],
+) -> None:
+    cached, plain = StaticEncoder(), StaticEncoder()
+    for block in blocks + blocks:  # each block twice: the second time from the cache
+        assert cached.encode_plain(block) == plain.encode(block)
+        assert len(cached._blocks) <= 32
+    assert all(len(key) <= 16 for key in cached._blocks)
+
+
+def test_a_cached_block_still_acknowledges_a_new_table_size() -> None:
+    encoder = StaticEncoder()
+    block = [(b":status", b"200"), (b"server", b"x")]
+    assert encoder.encode_plain(block) == b"\x88" + encode_field(b"server", b"x")
+    encoder.header_table_size = 0
+    assert encoder.encode_plain(block) == b"\x20\x88" + encode_field(b"server", b"x")
+    assert encoder.encode_plain(block) == b"\x88" + encode_field(b"server", b"x")
+
+
 def test_long_values_are_not_cached() -> None:
     encoder = StaticEncoder()
     encoder.encode([(b"x-big", b"v" * 1000), (b"x-small", b"v")])

@@ -529,6 +529,32 @@ MALFORMED_CASES = [pytest.param(v, id=k) for k, v in MALFORMED.items()] + [
 ]
 
 
+def test_repeated_requests_get_scopes_of_their_own() -> None:
+    # The request checks are remembered per header list: what one app does to its scope (and
+    # what CONNECT handling does to the pseudo-fields) never reaches the next request's.
+    h = H2Harness(client=H2Client(validate=False))
+    fields = [*BASE, (b"te", b"trailers"), (b"cookie", b"a=1"), (b"cookie", b"b=2")]
+    scopes = []
+    for _ in range(3):
+        sid = h.client.c.get_next_available_stream_id()
+        h.client.raw_request(sid, fields)
+        h.exchange()
+        scope = h.scope(sid)
+        scopes.append((scope["path"], list(scope["headers"]), dict(scope["extensions"])))
+        scope["headers"].append((b"x-app", b"mutated"))
+        scope["headers"][0] = (b"host", b"elsewhere")
+        h.respond(sid)
+    assert scopes[0] == scopes[1] == scopes[2]
+    assert scopes[0][1][0][0] == b"host" and (b"cookie", b"a=1; b=2") in scopes[0][1]
+    assert "http.response.trailers" in scopes[0][2]
+    for _ in range(2):  # a malformed list is refused each time, remembered or not
+        sid = h.client.c.get_next_available_stream_id()
+        h.client.raw_request(sid, MALFORMED["newline in value"])
+        h.exchange()
+        assert h.reply(sid).reset == PROTOCOL_ERROR
+    alive(h)
+
+
 @pytest.mark.parametrize("fields", MALFORMED_CASES)
 def test_malformed_request_is_a_stream_error(fields: list[tuple[bytes, bytes]]) -> None:
     # SRV-09, SRV-11, RFC 9113 8.2.1, 8.2.2, 8.3.1: RST_STREAM(PROTOCOL_ERROR), the connection lives
