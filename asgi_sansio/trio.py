@@ -53,8 +53,6 @@ _HANDSHAKE_TIMEOUT = 60.0
 _GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 # accept() errors that mean "overloaded, try again soon" (as trio.serve_listeners).
 _OVERLOADED = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
-
-
 _Stream = shared.DriverStream[trio.Event]
 
 
