@@ -42,7 +42,7 @@ import outcome
 import trio
 
 from . import _serving as shared
-from ._serving import LifespanStartupError, TLSObject, TriggerWatch, logger
+from ._serving import LifespanStartupError, TriggerWatch, logger
 
 __all__ = ["LifespanStartupError", "Server", "run", "serve"]
 
@@ -133,14 +133,14 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._io = trio.CancelScope()
         self._idle: list[trio.lowlevel.Task] = []  # app tasks waiting for the next stream
 
-    async def run(self, peer: Any, local: Any, tls_object: TLSObject | None) -> None:
+    async def run(self, peer: Any, local: Any) -> None:
         async with trio.open_nursery() as apps:
             self._apps = apps
             with self._io:
                 async with trio.open_nursery() as io:
                     io.start_soon(self._read)
                     io.start_soon(self._write)
-                    self.open(peer, local, tls_object)
+                    self.open(peer, local, self._tls)
                     await self._keep_time()
             while self._idle:  # let them go: no stream will start again
                 trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(None))
@@ -419,7 +419,7 @@ class Server(shared.ServerBase[trio.Event]):
             except (trio.TooSlowError, trio.BrokenResourceError):
                 _close(sock)
                 return
-        await _Connection(self, sock, tls).run(peer, local, tls)
+        await _Connection(self, sock, tls).run(peer, local)
 
     async def _watch_signals(self, task_status: trio.TaskStatus[None]) -> None:
         if threading.current_thread() is not threading.main_thread():
