@@ -2,9 +2,10 @@
 
 It makes no protocol decision.  A connection task runs a reader (paused while the core does not
 ``wants_read``), a writer, and one timer: a cancel scope whose deadline ``flush()`` lowers to
-``get_timer()``.  App tasks, one per stream, live in the connection's nursery, outside those
-three, so they may outlive the transport.  Plain sockets are read and written directly (no trip
-through trio's scheduler when the socket is ready); TLS uses ``trio.SSLStream``.
+``get_timer()``.  App tasks live in the connection's nursery, outside those three, so they may
+outlive the transport; an idle one waits for the connection's next stream, as a task spawned per
+request would cost as much as the rest of the driver.  Plain sockets are read and written
+directly (no trip through trio's scheduler when the socket is ready); TLS uses ``trio.SSLStream``.
 
 Output leaves in the core's order from one writer at a time.  ``flush()`` queues the connection
 for the server's flusher task, which writes every queued connection's bytes once the tasks
@@ -32,10 +33,12 @@ import functools
 import math
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from typing import Any
 
+import outcome
 import trio
 
 from . import _serving as shared
@@ -72,6 +75,33 @@ class _TrioLoop(shared.Loop[trio.Event]):
             await work()
 
 
+_Job = tuple[Context, Coroutine[Any, Any, None]]
+
+
+@types.coroutine
+def _suspend(trap: Any) -> Generator[Any, Any, Any]:
+    return (yield trap)
+
+
+async def _run_in(context: Context, coro: Coroutine[Any, Any, None]) -> None:
+    """Await ``coro`` with each of its steps run in ``context``, as a task of its own would
+    run it (trio steps a task's coroutine in ``task.context`` the same way).  What ``coro``
+    yields to trio passes through, and so does what trio sends back or throws in."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            trap = context.run(coro.send, value) if error is None else (
+                context.run(coro.throw, error)
+            )
+        except StopIteration:
+            return
+        try:
+            value, error = await _suspend(trap), None
+        except BaseException as exc:  # a cancellation: the app gets it, as its own task would
+            value, error = None, exc
+
+
 def _close(sock: socket.socket) -> None:
     trio.lowlevel.notify_closing(sock)  # wakes its waiters with ClosedResourceError
     sock.close()
@@ -101,6 +131,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._timer = trio.CancelScope()  # its deadline is the core's next timer
         self._timer_at = math.inf  # that deadline, without reading the scope's property
         self._io = trio.CancelScope()
+        self._idle: list[trio.lowlevel.Task] = []  # app tasks waiting for the next stream
 
     async def run(self, peer: Any, local: Any) -> None:
         async with trio.open_nursery() as apps:
@@ -111,6 +142,8 @@ class _Connection(shared.DriverConnection[trio.Event]):
                     io.start_soon(self._write)
                     self.open(peer, local, self._tls)
                     await self._keep_time()
+            while self._idle:  # let them go: no stream will start again
+                trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(None))
 
     def flush(self) -> None:
         """Act on everything the core queued: events, output, reading, the timer."""
@@ -240,8 +273,26 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._io.cancel()
 
     def start_app(self, sid: int, stream: _Stream, scope: dict[str, Any], context: Context) -> None:
-        # start_soon() runs the task in a copy of the current context: make that ``context``.
-        context.run(self._apps.start_soon, self.run_app, sid, stream, scope)
+        job = (context, self.run_app(sid, stream, scope))
+        if self._idle:
+            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(job))
+        else:
+            self._apps.start_soon(self._work, job, name="asgi-app")
+
+    async def _work(self, job: _Job | None) -> None:
+        """An app task: run the app, then wait for this connection's next stream."""
+        task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._idle.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while job is not None:
+            await _run_in(*job)
+            if self.lost:
+                return  # the transport is closed: no stream will start
+            self._idle.append(task)
+            job = await trio.lowlevel.wait_task_rescheduled(abort)
 
 
 class _Lifespan(shared.LifespanRunner[trio.Event]):
