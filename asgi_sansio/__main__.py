@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import importlib
 import importlib.util
 import logging
@@ -197,6 +198,10 @@ def _run(
     url = socket_url(sock, context is not None)
 
     def ready(server: object) -> None:
+        # What exists once the server is up (modules, the app's startup state, the server's
+        # own objects) lives as long as the process: frozen, the collector stops walking it on
+        # every older-generation pass, about half its time under load.
+        gc.freeze()
         if worker:
             logger.info("Worker %d ready", os.getpid())
         else:

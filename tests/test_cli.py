@@ -130,6 +130,23 @@ def test_unix_socket_and_sigterm(cli: type[Cli], driver: str, tmp_path: Path) ->
     assert '"GET /headers' not in "\n".join(server.lines)
 
 
+def test_the_served_process_freezes_what_startup_made(
+    cli: type[Cli], driver: str, tmp_path: Path,
+) -> None:
+    # gc.freeze() once the server is up: long-lived objects leave the collector's walks.
+    (tmp_path / "gcapp.py").write_text(
+        "import gc\n"
+        "async def app(scope, receive, send):\n"
+        "    assert scope['type'] == 'http'\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'%d' % gc.get_freeze_count()})\n"
+    )
+    server = cli("gcapp:app", "--port", "0", "--lifespan", "off", "--driver", driver,
+                 cwd=tmp_path)
+    assert int(httpx.get(server.wait_for_url() + "/", timeout=5).text) > 1000
+    assert server.stop() == 0, "\n".join(server.lines)
+
+
 def test_user_app_from_current_directory_with_limits(cli: type[Cli], tmp_path: Path) -> None:
     (tmp_path / "myapp.py").write_text(
         "async def app(scope, receive, send):\n"
