@@ -33,8 +33,7 @@ import functools
 import math
 import socket
 import threading
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Context
 from typing import Any
 
@@ -73,33 +72,6 @@ class _TrioLoop(shared.Loop[trio.Event]):
     async def run_until(self, work: Callable[[], Awaitable[None]], deadline: float) -> None:
         with trio.move_on_at(deadline):
             await work()
-
-
-_Job = tuple[Context, Coroutine[Any, Any, None]]
-
-
-@types.coroutine
-def _suspend(trap: Any) -> Generator[Any, Any, Any]:
-    return (yield trap)
-
-
-async def _run_in(context: Context, coro: Coroutine[Any, Any, None]) -> None:
-    """Await ``coro`` with each of its steps run in ``context``, as a task of its own would
-    run it (trio steps a task's coroutine in ``task.context`` the same way).  What ``coro``
-    yields to trio passes through, and so does what trio sends back or throws in."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            trap = context.run(coro.send, value) if error is None else (
-                context.run(coro.throw, error)
-            )
-        except StopIteration:
-            return
-        try:
-            value, error = await _suspend(trap), None
-        except BaseException as exc:  # a cancellation: the app gets it, as its own task would
-            value, error = None, exc
 
 
 def _close(sock: socket.socket) -> None:
@@ -273,13 +245,17 @@ class _Connection(shared.DriverConnection[trio.Event]):
         self._io.cancel()
 
     def start_app(self, sid: int, stream: _Stream, scope: dict[str, Any], context: Context) -> None:
-        job = (context, self.run_app(sid, stream, scope))
+        job = self.run_app(sid, stream, scope)
         if self._idle:
-            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(job))
-        else:
-            self._apps.start_soon(self._work, job, name="asgi-app")
+            task = self._idle.pop()
+            # trio runs each step of a task in ``task.context``: from its next step on, this
+            # task is what a new one started in ``context`` would be.
+            task.context = context
+            trio.lowlevel.reschedule(task, outcome.Value(job))
+        else:  # start_soon() copies the current context: make that ``context``
+            context.run(self._apps.start_soon, self._work, job)
 
-    async def _work(self, job: _Job | None) -> None:
+    async def _work(self, job: Coroutine[Any, Any, None] | None) -> None:
         """An app task: run the app, then wait for this connection's next stream."""
         task = trio.lowlevel.current_task()
 
@@ -288,7 +264,7 @@ class _Connection(shared.DriverConnection[trio.Event]):
             return trio.lowlevel.Abort.SUCCEEDED
 
         while job is not None:
-            await _run_in(*job)
+            await job
             if self.lost:
                 return  # the transport is closed: no stream will start
             self._idle.append(task)
