@@ -32,7 +32,7 @@ for _index, _pair in enumerate(HeaderTable.STATIC_TABLE, start=1):
 _SECRET = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
 _CACHE_SIZE = 2048  # fields; dropped wholesale when full (the common ones return at once)
 _CACHED_FIELD_SIZE = 256  # bytes: a long value is rarely repeated, and would make the cache big
-_BLOCK_CACHE_SIZE = 32  # whole blocks (a few response heads a second, each with its date)
+_BLOCK_CACHE_SIZE = 16  # whole blocks (a few response heads a second, each with its date)
 _CACHED_BLOCK_FIELDS = 16  # fields: a block with more is not cached
 _CACHED_BLOCK_SIZE = 1024  # encoded bytes; Huffman coding at best takes 5 bits of 8 per octet
 

@@ -1591,8 +1591,8 @@ def _h2_fields(mtype: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[byt
 
 _Checked = tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], int | None, bool]
 _CHECKED_FIELDS = 24  # a header list with more fields is checked, not remembered
-_CHECKED_SIZE = 2048  # bytes of names and values: nor is a bigger one
-_CHECKED_LISTS = 32  # remembered per connection, dropped wholesale when full
+_CHECKED_SIZE = 1024  # bytes of names and values: nor is a bigger one
+_CHECKED_LISTS = 16  # remembered per connection (~32 KB at most), dropped wholesale when full
 
 
 def _check_request(raw: list[tuple[bytes, bytes]]) -> _Checked | str:

@@ -57,7 +57,7 @@ def test_whole_blocks_encode_as_field_by_field_and_the_cache_stays_bounded(
     cached, plain = StaticEncoder(), StaticEncoder()
     for block in blocks + blocks:  # each block twice: the second time from the cache
         assert cached.encode_plain(block) == plain.encode(block)
-        assert len(cached._blocks) <= 32
+        assert len(cached._blocks) <= 16
     assert all(len(key) <= 16 for key in cached._blocks)
 
 

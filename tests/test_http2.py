@@ -552,6 +552,10 @@ def test_repeated_requests_get_scopes_of_their_own() -> None:
         h.client.raw_request(sid, MALFORMED["newline in value"])
         h.exchange()
         assert h.reply(sid).reset == PROTOCOL_ERROR
+    for n in range(40):  # what is remembered stays bounded
+        sid = h.request(path=b"/%d" % n)
+        h.respond(sid)
+        assert len(h.conn._proto._checked) <= 16  # type: ignore[attr-defined]
     alive(h)
 
 
