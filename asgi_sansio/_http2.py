@@ -66,6 +66,7 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.exceptions import InvalidBodyLengthError, ProtocolError, StreamClosedError
+from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamClosedBy, StreamInputs
 from hpack import Decoder, OversizedHeaderListError
@@ -203,6 +204,45 @@ _RECV_HEADERS, _CLIENT_IDS = ConnectionInputs.RECV_HEADERS, AllowedStreamIDs.ODD
 _STREAM_RECV_HEADERS, _STREAM_RECV_END = StreamInputs.RECV_HEADERS, StreamInputs.RECV_END_STREAM
 
 
+class _Opening:
+    """A HEADERS frame with END_HEADERS and at most END_STREAM set, as ``_FrameBuffer`` found
+    it: what a request opens its stream with, with the three fields ``_H2`` reads."""
+
+    __slots__ = ("data", "flags", "stream_id")
+
+    def __init__(self, stream_id: int, flags: frozenset[str], data: bytes) -> None:
+        self.stream_id, self.flags, self.data = stream_id, flags, data
+
+    def parsed(self) -> HeadersFrame:
+        """The same frame as hyperframe would have parsed it, for h2's own path."""
+        frame = HeadersFrame(self.stream_id, self.data)
+        for flag in self.flags:
+            frame.flags.add(flag)
+        return frame
+
+
+_OPENING_FLAGS = {0x4: frozenset({"END_HEADERS"}), 0x5: frozenset({"END_HEADERS", "END_STREAM"})}
+
+
+class _FrameBuffer(FrameBuffer):
+    """h2's frame buffer, but a complete HEADERS frame with no padding, no priority and no
+    CONTINUATION comes out as an ``_Opening`` rather than through hyperframe's generic
+    parsing (as costly as the rest of the request's way in).  Every other frame, and any
+    check that could fail (a frame past the size limit, stream 0), is hyperframe's."""
+
+    def __next__(self) -> Any:
+        data = self._data
+        if len(data) >= 9 and data[3] == 0x1 and _H2.fast and not self._headers_buffer:
+            flags = _OPENING_FLAGS.get(data[4])
+            length = (data[0] << 16) | (data[1] << 8) | data[2]
+            sid = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+            if flags and sid and length <= self.max_frame_size and len(data) >= 9 + length:
+                frame = _Opening(sid, flags, bytes(data[9 : 9 + length]))
+                del data[: 9 + length]
+                return frame
+        return super().__next__()
+
+
 class _H2(H2Connection):
     """h2 with four stream-policy changes (see the module docstring): excess streams are
     refused with REFUSED_STREAM, a bad request content-length is a stream error (RFC 9113
@@ -230,6 +270,7 @@ class _H2(H2Connection):
 
     def __init__(self, config: H2Configuration) -> None:
         super().__init__(config)
+        self.incoming_buffer = _FrameBuffer(server=True)
         self.decoder = _Decoder()
         self.oversized: set[int] = set()  # requests whose header list is past the limit
 
@@ -361,7 +402,7 @@ class _H2(H2Connection):
             self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
         return [_StreamMalformed(sid)]
 
-    def _new_stream(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
+    def _new_stream(self, frame: HeadersFrame | _Opening) -> tuple[list[Any], list[Any]]:
         """h2's ``_receive_headers_frame`` for the common case, a HEADERS frame that opens a
         stream without PRIORITY, with the same steps in the same order: what it skips is
         header validation and normalisation (turned off in our configuration), the
@@ -386,7 +427,8 @@ class _H2(H2Connection):
         return [], events + stream_events
 
     def _receive_frame(self, frame: Any) -> list[Any]:
-        if self.fast and type(frame) is HeadersFrame and (
+        kind = type(frame)
+        if self.fast and (kind is _Opening or kind is HeadersFrame) and (
             frame.stream_id > self.highest_inbound_stream_id
         ):
             # A new stream: h2's wrapper would only catch errors about existing ones (and
@@ -397,6 +439,8 @@ class _H2(H2Connection):
                 return self._malformed(frame, exc)
             self._prepare_for_sending(frames)
             return events
+        if kind is _Opening:
+            frame = frame.parsed()
         try:
             return super()._receive_frame(frame)
         except (InvalidBodyLengthError, ProtocolError) as exc:
@@ -426,7 +470,9 @@ class _H2(H2Connection):
         self.state_machine.state = ConnectionState.SERVER_OPEN
         return frames, events
 
-    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
+    def _receive_headers_frame(
+        self, frame: HeadersFrame | _Opening
+    ) -> tuple[list[Any], list[Any]]:
         sid = frame.stream_id
         if (
             sid not in self.streams
@@ -452,7 +498,8 @@ class _H2(H2Connection):
             ):
                 frames, events = self._new_stream(frame)
             else:
-                frames, events = super()._receive_headers_frame(frame)
+                parsed = frame.parsed() if isinstance(frame, _Opening) else frame
+                frames, events = super()._receive_headers_frame(parsed)
         except ProtocolError as exc:
             if type(exc) is ProtocolError and not isinstance(
                 exc.__cause__, OversizedHeaderListError

@@ -1,8 +1,9 @@
 """The HTTP/2 fast paths against h2's own: same bytes, same events, same errors.
 
 ``_H2.send_headers`` / ``send_data`` / ``end_stream`` make h2's state transitions themselves and
-write frame bytes directly, and ``_H2._new_stream`` opens a stream from a HEADERS frame without
-h2's generic frame handling (see ``asgi_sansio/_http2.py``).  Here a ``Twin`` stands in for
+write frame bytes directly, and ``_FrameBuffer`` with ``_H2._new_stream`` opens a stream from a
+HEADERS frame without hyperframe's parsing or h2's generic frame handling (see
+``asgi_sansio/_http2.py``).  Here a ``Twin`` stands in for
 ``ServerConnection``: two connections, one as shipped and one with ``_H2.fast`` off, take every
 call the stateful machines make (interleaved streams, windows, resets, trailers, GOAWAY,
 misbehaving apps, WebSockets over RFC 8441) and must agree on every return value, exception,
@@ -216,10 +217,22 @@ _END_STREAM_HEADERS = 0x5
     [_frame(0x1, _END_STREAM_HEADERS, 1, b"\xff\xff\xff\xff")],  # HPACK fails
     [_frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET)),
      _frame(0x1, _END_STREAM_HEADERS, 1, _block((b"x-trailer", b"1")))],  # after END_STREAM
+    [_frame(0x1, 0x4, 1, _block(*_GET)),
+     _frame(0x1, _END_STREAM_HEADERS, 1, _block((b"x-trailer", b"1")))],  # trailers
+    [_frame(0x1, _END_STREAM_HEADERS, 0, _block(*_GET))],  # stream 0
+    [_frame(0x1, _END_STREAM_HEADERS, 0x80000001, _block(*_GET))],  # the reserved bit set
+    [_frame(0x1, _END_STREAM_HEADERS, 1, b"\x00" * 16385)],  # past SETTINGS_MAX_FRAME_SIZE
+    [_frame(0x1, _END_STREAM_HEADERS | 0x2, 1, _block(*_GET))],  # an undefined flag
+    [_frame(0x1, 0x1, 1, _block(*_GET[:2])),  # CONTINUATION interrupted by a HEADERS
+     _frame(0x1, _END_STREAM_HEADERS, 3, _block(*_GET))],
+    [(_frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET))
+      + _frame(0x1, _END_STREAM_HEADERS, 3, _block(*_GET)))[:70],  # frames split anywhere
+     (_frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET))
+      + _frame(0x1, _END_STREAM_HEADERS, 3, _block(*_GET)))[70:]],
 ])
 def test_headers_that_open_a_stream_take_either_path_alike(frames: list[bytes]) -> None:
-    """The receive fast path (``_H2._new_stream``) against h2's: each frame sequence,
-    ordinary or not, must give the same events, bytes and errors on both."""
+    """The receive fast path (``_FrameBuffer`` and ``_H2._new_stream``) against h2's: each
+    sequence of bytes, ordinary or not, must give the same events, bytes and errors on both."""
     conn = Twin(Config(date_header=False), now=0.0, alpn="h2")
     conn.receive_data(H2_PREFACE + _SETTINGS, 0.0)
     for frame in frames:
