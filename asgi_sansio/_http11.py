@@ -1032,6 +1032,18 @@ class HTTP11Connection:
 
     def _send_body(self, stream: _Stream, message: dict[str, Any], now: float) -> None:
         body, more = msgs.validate_body(message)
+        declared = stream.declared_length
+        counted = bool(body) and not stream.no_body
+        if declared is not None and not stream.no_body:
+            # Checked before anything is written: while the head is still held, a wrong
+            # length is a 500, not an abort (HTTP-ERR-01), as over HTTP/2.
+            sent = stream.sent + len(body)
+            if sent > declared:
+                raise AppMisuseError(msgs.BODY, "SRV-01", f"body exceeds content-length {declared}")
+            if not more and sent < declared:
+                raise AppMisuseError(
+                    msgs.BODY, "SRV-02", f"response ended after {sent} of {declared} bytes"
+                )
         out = self._out
         if stream.resp is Resp.HEAD:
             head = stream.head_bytes
@@ -1039,18 +1051,11 @@ class HTTP11Connection:
             stream.head_bytes = None
             out.append(head)
             stream.resp = Resp.BODY
-        declared = stream.declared_length
-        if body and not stream.no_body:
+        if counted:
             stream.sent += len(body)
-            if declared is not None and stream.sent > declared:
-                raise AppMisuseError(msgs.BODY, "SRV-01", f"body exceeds content-length {declared}")
             out.append(writer.chunk(body) if stream.chunked else body)
         if more:
             return
-        if declared is not None and stream.sent < declared and not stream.no_body:
-            raise AppMisuseError(
-                msgs.BODY, "SRV-02", f"response ended after {stream.sent} of {declared} bytes"
-            )
         if stream.trailers:
             stream.resp = Resp.TRAILERS  # HTTP-TX-09: wait for http.response.trailers
             return

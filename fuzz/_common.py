@@ -414,11 +414,9 @@ class App:
         return "unknown type"
 
     def refused(self, message: dict[str, Any], problem: str | None) -> None:
-        """Advance the model after the core refused ``message`` with ``AppMisuseError``."""
-        if problem in (LONG_BODY, SHORT_BODY):
-            self.flushed = True  # the head went out before the length check
-            if problem == SHORT_BODY:
-                self.body += bytes(message.get("body", b""))  # written, then found short
+        """Advance the model after the core refused ``message`` with ``AppMisuseError``: a
+        body of the wrong length is refused before anything of it (or a held head) is
+        written, so the answer is a 500 unless an earlier body sent the head."""
         self.state = "broken"
 
     def accepted(self, message: dict[str, Any]) -> None:

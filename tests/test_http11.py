@@ -461,25 +461,44 @@ def test_misuse_before_the_head_left_gives_500(messages: list[object], rule: str
         h.send(1, body(b"late"))
 
 
-def test_content_length_overflow_aborts_never_desyncs() -> None:
-    # SRV-01
+@pytest.mark.parametrize(("data", "rule"), [(b"abcd", "SRV-01"), (b"ab", "SRV-02")])
+def test_wrong_length_in_the_first_body_is_a_500(data: bytes, rule: str) -> None:
+    # SRV-01, SRV-02, HTTP-ERR-01: the head is still held, so the client gets a 500 (and the
+    # connection lives on for the next request), never the app's 200 with a wrong length.
     h = Harness()
     h.feed(GET + GET)
     h.send(1, start(200, [(b"content-length", b"3")]))
     with pytest.raises(AppMisuseError) as info:
-        h.send(1, body(b"abcd"))
+        h.send(1, body(data))
+    assert info.value.rule == rule
+    (reply,) = parse_responses(h.out)
+    assert reply.status == 500 and data not in h.out
+    h.finish(1)
+    assert len(h.started()) == 2 and not closed(h)
+
+
+def test_content_length_overflow_after_the_head_aborts_never_desyncs() -> None:
+    # SRV-01, HTTP-ERR-02: the head and "ab" went out; nothing of the overflowing body does
+    h = Harness()
+    h.feed(GET + GET)
+    h.send(1, start(200, [(b"content-length", b"3")]))
+    h.send(1, body(b"ab", more=True))
+    with pytest.raises(AppMisuseError) as info:
+        h.send(1, body(b"cd"))
     assert info.value.rule == "SRV-01" and closed(h) and len(h.started()) == 1
-    assert b"abcd" not in h.out
+    assert h.out.endswith(b"\r\n\r\nab")
 
 
-def test_content_length_underflow_aborts() -> None:
-    # SRV-02
+def test_content_length_underflow_after_the_head_aborts() -> None:
+    # SRV-02, HTTP-ERR-02
     h = Harness()
     h.feed(GET + GET)
     h.send(1, start(200, [(b"content-length", b"3")]))
+    h.send(1, body(b"a", more=True))
     with pytest.raises(AppMisuseError) as info:
-        h.send(1, body(b"ab"))
+        h.send(1, body(b"b"))
     assert info.value.rule == "SRV-02" and closed(h) and len(h.started()) == 1
+    assert h.out.endswith(b"\r\n\r\na")
 
 
 # -- the client leaving -------------------------------------------------------------------------
