@@ -489,6 +489,10 @@ class HTTP11Connection:
         self._idle_deadline: float | None = now + config.keep_alive_timeout
         self._head_deadline: float | None = None
         self._shutdown_deadline: float | None = None
+        # Config.body_timeout counts from the client's last bytes; ``_body_restamp``: reading
+        # resumed at a time this connection was not told, so the next firing only restamps.
+        self._body_seen = now
+        self._body_restamp = False
 
     # -- contract: output ------------------------------------------------------------------
 
@@ -554,6 +558,8 @@ class HTTP11Connection:
             # A half-close counts as the client leaving (see the module docstring).
             self._close()
             return
+        self._body_seen = now
+        self._body_restamp = False
         if self._current is None and self._head_deadline is None:
             # The first byte of a request head starts its deadline (slowloris defence).
             self._head_deadline = now + self.config.head_timeout
@@ -918,6 +924,7 @@ class HTTP11Connection:
             was_full = stream.body_bytes >= self.config.body_buffer_size
             stream.body_bytes = 0
             if was_full:
+                self._body_restamp = True  # the body timeout did not run while paused
                 self._process(self._now)  # room again: parse what the parser holds
             more = not stream.body_done or bool(stream.body)
             if not more:
@@ -927,6 +934,7 @@ class HTTP11Connection:
             if self._waits_for_100(stream):
                 # SRV-05: lazy 100 Continue, only now that the app asks for the body.
                 stream.sent_100 = True
+                self._body_restamp = True  # the body timeout starts now, at a time unknown
                 self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
             stream.waiting = True
             return None
@@ -1171,10 +1179,25 @@ class HTTP11Connection:
     def get_timer(self) -> float | None:
         timer = self._idle_deadline
         ws_timer = self._ws.get_timer() if self._ws is not None and not self.closed else None
-        for deadline in (self._head_deadline, self._shutdown_deadline, ws_timer):
+        body = self._body_deadline()
+        for deadline in (self._head_deadline, self._shutdown_deadline, ws_timer, body):
             if deadline is not None and (timer is None or deadline < timer):
                 timer = deadline
         return timer
+
+    def _body_deadline(self) -> float | None:
+        """When the client must have sent more of the request body, if we are waiting for it:
+        not while the app leaves the body unread (reading is paused), nor while the client
+        waits for our ``100 Continue``, nor once the response is done (the drain has its own
+        bound)."""
+        stream, timeout = self._current, self.config.body_timeout
+        if (
+            timeout is None or stream is None or self.closed or self._ws is not None
+            or stream.body_done or stream.resp is Resp.DONE
+            or stream.body_bytes >= self.config.body_buffer_size or self._waits_for_100(stream)
+        ):
+            return None
+        return self._body_seen + timeout
 
     def handle_timer(self, now: float) -> None:
         if self.closed:
@@ -1189,6 +1212,17 @@ class HTTP11Connection:
             self._close()
         elif self._idle_deadline is not None and now >= self._idle_deadline:
             self._close()
+        elif (body := self._body_deadline()) is not None and now >= body:
+            stream = self._current
+            assert stream is not None
+            if self._body_restamp:
+                self._body_seen, self._body_restamp = now, False  # the wait starts now
+            elif stream.resp in (Resp.INIT, Resp.HEAD):
+                stream.head_bytes = None  # the app's own answer never started: 408
+                self._out.append(writer.error_response(408))
+                self._close()
+            else:
+                self._close()  # the response is under way: cut it (the client is too slow)
 
     def shutdown(self, now: float, restart: bool = False) -> None:
         if self.closed or self._shutting_down:

@@ -26,10 +26,10 @@ CONFIGS = (
     Config(),
     Config(max_head_size=512, max_target_length=64, max_header_count=8, max_body_size=2048,
            body_buffer_size=64, max_body_drain=128, keep_alive_timeout=5.0, head_timeout=10.0,
-           shutdown_timeout=3.0),
+           body_timeout=2.5, shutdown_timeout=3.0),
     Config(max_head_size=256, max_body_size=None, body_buffer_size=16, max_body_drain=0,
-           keep_alive_timeout=0.0, head_timeout=0.0, shutdown_timeout=0.0, date_header=False,
-           server_header=None, root_path="/root"),
+           keep_alive_timeout=0.0, head_timeout=0.0, body_timeout=None, shutdown_timeout=0.0,
+           date_header=False, server_header=None, root_path="/root"),
 )
 
 H = b"Host: a\r\n"

@@ -620,6 +620,82 @@ def test_slow_head_gets_408_at_fixed_deadline() -> None:
     assert parse_responses(h.out)[0].status == 408 and closed(h)
 
 
+POST_10 = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n"
+
+
+def test_stalled_body_gets_408_and_the_app_a_disconnect() -> None:
+    # Config.body_timeout: the deadline counts from the client's last bytes, and each new
+    # piece of body moves it (nginx's client_body_timeout).
+    h = Harness(make_conn(body_timeout=30.0))
+    h.feed(POST_10 + b"abc")
+    assert h.receive(1) == {"type": "http.request", "body": b"abc", "more_body": True}
+    assert h.receive(1) is None and h.conn.get_timer() == 30.0
+    h.now = 20.0
+    h.feed(b"de")
+    assert h.conn.get_timer() == 50.0
+    h.conn.handle_timer(49.9)
+    h.pump()
+    assert not closed(h)
+    h.conn.handle_timer(50.0)
+    h.pump()
+    assert parse_responses(h.out)[0].status == 408 and closed(h)
+    assert StreamEnded(1) in h.events
+    assert h.receive(1) == {"type": "http.disconnect"}  # HTTP-RX-04
+    with pytest.raises(ClientDisconnected):
+        h.send(1, start())
+
+
+def test_stalled_body_after_the_response_started_is_cut() -> None:
+    # The app answered before reading all of it; the response is under way: no 408 can follow.
+    h = Harness(make_conn(body_timeout=30.0))
+    h.feed(POST_10 + b"abc")
+    h.send(1, start(200))
+    h.send(1, body(b"partial", more=True))
+    h.conn.handle_timer(30.0)
+    h.pump()
+    assert closed(h) and StreamEnded(1) in h.events
+    assert b"408" not in h.out and h.out.endswith(b"partial\r\n")
+
+
+def test_no_body_timeout_while_the_app_leaves_the_body_unread() -> None:
+    # Backpressure is the app's doing, not the client's: reading is paused, and so is the
+    # timeout; it starts again when the app reads (at a time the core learns on its next call).
+    h = Harness(make_conn(body_timeout=30.0, body_buffer_size=4))
+    h.feed(POST_10 + b"abcd")
+    assert not h.conn.wants_read and h.conn.get_timer() is None
+    h.now = 1000.0
+    assert h.receive(1) == {"type": "http.request", "body": b"abcd", "more_body": True}
+    assert h.conn.get_timer() == 30.0  # stale: firing only restamps the wait
+    h.conn.handle_timer(1000.0)
+    h.pump()
+    assert not closed(h) and h.conn.get_timer() == 1030.0
+    h.conn.handle_timer(1030.0)
+    h.pump()
+    assert parse_responses(h.out)[0].status == 408 and closed(h)
+
+
+def test_no_body_timeout_while_the_client_waits_for_100_continue() -> None:
+    # SRV-05: the client waits for us; the wait for its body starts with our 100.
+    h = Harness(make_conn(body_timeout=30.0, keep_alive_timeout=5.0))
+    h.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+    assert h.conn.get_timer() is None
+    assert h.receive(1) is None and b"100 Continue" in h.out  # at t=100, unknown to the core
+    assert h.conn.get_timer() == 30.0  # stale: firing only restamps the wait
+    h.conn.handle_timer(100.0)
+    h.pump()
+    assert not closed(h) and h.conn.get_timer() == 130.0
+    h.now = 110.0
+    h.feed(b"abc")
+    assert h.receive(1) == {"type": "http.request", "body": b"abc", "more_body": False}
+    assert h.conn.get_timer() is None  # the body is complete
+
+
+def test_body_timeout_none_waits_forever() -> None:
+    h = Harness(make_conn(body_timeout=None))
+    h.feed(POST_10 + b"abc")
+    assert h.conn.get_timer() is None
+
+
 def test_shutdown_when_idle_closes_now() -> None:
     h = Harness()
     h.conn.shutdown(0.0)
