@@ -48,6 +48,7 @@ from h2.connection import (
     ConnectionInputs,
     ConnectionState,
     H2Connection,
+    H2ConnectionStateMachine,
     _decode_headers,
 )
 from h2.errors import ErrorCodes
@@ -68,7 +69,8 @@ from h2.events import (
 from h2.exceptions import InvalidBodyLengthError, ProtocolError, StreamClosedError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
-from h2.stream import StreamClosedBy, StreamInputs
+from h2.stream import StreamClosedBy, StreamInputs, StreamState
+from h2.stream import _transitions as _stream_transitions
 from hpack import Decoder, OversizedHeaderListError
 from hpack.table import HeaderTable
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
@@ -202,6 +204,21 @@ _STREAM_HEADERS, _STREAM_INFO = StreamInputs.SEND_HEADERS, StreamInputs.SEND_INF
 _STREAM_DATA, _STREAM_END = StreamInputs.SEND_DATA, StreamInputs.SEND_END_STREAM
 _RECV_HEADERS, _CLIENT_IDS = ConnectionInputs.RECV_HEADERS, AllowedStreamIDs.ODD
 _STREAM_RECV_HEADERS, _STREAM_RECV_END = StreamInputs.RECV_HEADERS, StreamInputs.RECV_END_STREAM
+# h2 transitions that change nothing (same state, no callback), read from h2's own tables: the
+# fast paths skip them (each costs two Python-level enum hashes).  An open server connection
+# stays open on sending or receiving headers and data; an open stream on sending data.
+_OPEN = ConnectionState.SERVER_OPEN
+_QUIET_CONNECTION = {
+    event for event in (_SEND_HEADERS, _SEND_DATA, _RECV_HEADERS)
+    if H2ConnectionStateMachine._transitions.get((_OPEN, event)) == (None, _OPEN)
+}
+_QUIET_SEND_HEADERS = _SEND_HEADERS in _QUIET_CONNECTION
+_QUIET_SEND_DATA = _SEND_DATA in _QUIET_CONNECTION
+_QUIET_RECV_HEADERS = _RECV_HEADERS in _QUIET_CONNECTION
+_QUIET_DATA_STATES = tuple(
+    state for state in StreamState
+    if _stream_transitions.get((state, _STREAM_DATA)) == (None, state)
+)
 
 
 class _Opening:
@@ -305,7 +322,8 @@ class _H2(H2Connection):
         if informational and end_stream:
             super().send_headers(stream_id, headers, end_stream)  # h2's error
             return
-        self.state_machine.process_input(_SEND_HEADERS)
+        if self.state_machine.state is not _OPEN or not _QUIET_SEND_HEADERS:
+            self.state_machine.process_input(_SEND_HEADERS)
         machine = stream.state_machine
         machine.process_input(_STREAM_INFO if informational else _STREAM_HEADERS)
         block = self.encoder.encode_plain(headers)  # after the transition, as h2: it may fail
@@ -344,9 +362,11 @@ class _H2(H2Connection):
         ):
             super().send_data(stream_id, data, end_stream, pad_length)
             return
-        self.state_machine.process_input(_SEND_DATA)
+        if self.state_machine.state is not _OPEN or not _QUIET_SEND_DATA:
+            self.state_machine.process_input(_SEND_DATA)
         machine = stream.state_machine
-        machine.process_input(_STREAM_DATA)
+        if machine.state not in _QUIET_DATA_STATES:
+            machine.process_input(_STREAM_DATA)
         flags = 0
         if end_stream:
             machine.process_input(_STREAM_END)
@@ -360,7 +380,8 @@ class _H2(H2Connection):
         if stream is None or not self.fast:
             super().end_stream(stream_id)
             return
-        self.state_machine.process_input(_SEND_DATA)
+        if self.state_machine.state is not _OPEN or not _QUIET_SEND_DATA:
+            self.state_machine.process_input(_SEND_DATA)
         stream.state_machine.process_input(_STREAM_END)
         self._data_to_send += _FRAME_HEAD(0, 0, 0x0, _END_STREAM, stream_id)
 
@@ -409,7 +430,9 @@ class _H2(H2Connection):
         concurrency check (``_receive_headers_frame`` refused the stream already) and the
         generic per-frame bookkeeping.  Anything else goes through h2."""
         headers: Any = _decode_headers(self.decoder, frame.data)  # a list, from _Decoder
-        events = self.state_machine.process_input(_RECV_HEADERS)
+        events: list[Any] = []
+        if self.state_machine.state is not _OPEN or not _QUIET_RECV_HEADERS:
+            events = self.state_machine.process_input(_RECV_HEADERS)
         stream = self._begin_new_stream(frame.stream_id, _CLIENT_IDS)  # h2's id checks
         end_stream = "END_STREAM" in frame.flags
         if headers and headers[0][0] == b":status":  # h2 takes it as a response
