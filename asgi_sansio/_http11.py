@@ -1041,7 +1041,6 @@ class HTTP11Connection:
     def _send_body(self, stream: _Stream, message: dict[str, Any], now: float) -> None:
         body, more = msgs.validate_body(message)
         declared = stream.declared_length
-        counted = bool(body) and not stream.no_body
         if declared is not None and not stream.no_body:
             # Checked before anything is written: while the head is still held, a wrong
             # length is a 500, not an abort (HTTP-ERR-01), as over HTTP/2.
@@ -1059,7 +1058,7 @@ class HTTP11Connection:
             stream.head_bytes = None
             out.append(head)
             stream.resp = Resp.BODY
-        if counted:
+        if body and not stream.no_body:
             stream.sent += len(body)
             out.append(writer.chunk(body) if stream.chunked else body)
         if more:
