@@ -375,6 +375,15 @@ class _H2(H2Connection):
         self._data_to_send += _FRAME_HEAD(size >> 8, size & 0xFF, 0x0, flags, stream_id) + data
         self.outbound_flow_control_window -= size
 
+    def fits(self, stream_id: int, size: int) -> bool:
+        """Whether ``size`` bytes of DATA can go on the stream now, in one frame."""
+        stream = self.streams.get(stream_id)
+        return stream is not None and size <= min(
+            self.max_outbound_frame_size,
+            self.outbound_flow_control_window,
+            stream.outbound_flow_control_window,
+        )
+
     def end_stream(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
         if stream is None or not self.fast:
@@ -673,6 +682,7 @@ class HTTP2Connection:
         self._scopes: dict[int, list[tuple[bytes, bytes]]] = {}  # request headers, for pushes
         # _check_request's answers for small header lists: a client repeats its requests'.
         self._checked: dict[tuple[tuple[bytes, bytes], ...], _Checked | str] = {}
+        self._heads: dict[tuple[Any, ...], _Head] = {}  # _response_head's, by status and fields
         self._out: list[bytes] = [h2.data_to_send()]
         self.closed = False
         self._now = now
@@ -1062,21 +1072,17 @@ class HTTP2Connection:
 
     def _send_start(self, stream: _Stream, message: dict[str, Any]) -> None:
         status, headers, trailers = msgs.validate_start(message)
-        fields = [(b":status", str(status).encode("ascii"))]
-        declared: int | None = None
-        has_date = has_server = False
-        for name, value in _h2_fields(msgs.START, headers):
-            if name == b"content-length":
-                if declared is not None or not value.isdigit():
-                    raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
-                declared = int(value)
-                if status == 204:
-                    continue  # RFC 9110 8.6: never on a 204
-            elif name == b"date":
-                has_date = True
-            elif name == b"server":
-                has_server = True
-            fields.append((name, value))
+        key = (status, *headers) if len(headers) <= _CHECKED_FIELDS else None
+        head = self._heads.get(key) if key is not None else None
+        if head is None:
+            head = _response_head(status, headers)
+            # Remembered, as requests are: most responses repeat a few heads.
+            if key is not None and sum(len(n) + len(v) for n, v in headers) <= _CHECKED_SIZE:
+                if len(self._heads) >= _CHECKED_LISTS:
+                    self._heads.clear()
+                self._heads[key] = head
+        remembered, declared, has_date, has_server = head
+        fields = list(remembered)
         if trailers and "http.response.trailers" not in stream.extensions:
             raise AppMisuseError(
                 msgs.START, "EXT-TRAILERS-05", "trailers=True but the extension is not in scope"
@@ -1116,6 +1122,15 @@ class HTTP2Connection:
                 self._response_done(stream)
                 return
         if body and not stream.no_body:
+            if not more and not stream.out and not stream.trailers and h2.fits(sid, len(body)):
+                # The whole response body in one DATA frame, without a stay in ``out``.
+                try:
+                    h2.send_data(sid, body, end_stream=True)
+                except StreamClosedError:
+                    self._gone(stream)
+                    return
+                self._response_done(stream)
+                return
             stream.out += body
         if more:
             self._pump(stream)
@@ -1645,6 +1660,31 @@ def _check_fields(mtype: str, fields: list[tuple[bytes, bytes]]) -> None:
             if _BAD_OUT_VALUE_RE.search(trimmed) is not None:
                 raise AppMisuseError(mtype, "SRV-10", f"header value {value!r} is not allowed")
             fields[index] = (name, trimmed)
+
+
+_Head = tuple[list[tuple[bytes, bytes]], int | None, bool, bool]
+
+
+def _response_head(status: int, headers: list[tuple[bytes, bytes]]) -> _Head:
+    """A response head's HTTP/2 fields (``:status`` first), its content-length, and whether
+    the app gave ``date`` and ``server``: a pure function of the two, so it can be remembered.
+    The caller copies the fields before adding to them."""
+    fields = [(b":status", str(status).encode("ascii"))]
+    declared: int | None = None
+    has_date = has_server = False
+    for name, value in _h2_fields(msgs.START, headers):
+        if name == b"content-length":
+            if declared is not None or not value.isdigit():
+                raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
+            declared = int(value)
+            if status == 204:
+                continue  # RFC 9110 8.6: never on a 204
+        elif name == b"date":
+            has_date = True
+        elif name == b"server":
+            has_server = True
+        fields.append((name, value))
+    return fields, declared, has_date, has_server
 
 
 def _h2_fields(mtype: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -559,6 +559,45 @@ def test_repeated_requests_get_scopes_of_their_own() -> None:
     alive(h)
 
 
+def test_repeated_response_heads_are_answered_afresh() -> None:
+    # Response heads are remembered per status and field list: each response still gets its
+    # own date, a 204 still loses its content-length, a bad head is refused every time, and
+    # what is remembered stays bounded.
+    h = H2Harness()
+    head = [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+    dates = []
+    for n in range(3):
+        h.now = 100.0 * n
+        sid = h.request()
+        h.send(sid, start(200, list(head)))
+        h.send(sid, body(b"hello"))
+        reply = h.reply(sid)
+        assert [f for f in reply.headers if f[0] != b"date"] == [
+            (b":status", b"200"), *head, (b"server", b"asgi-sansio")]
+        assert reply.body == b"hello" and reply.ended
+        dates.append(reply.header(b"date"))
+    assert len(set(dates)) == 3
+    for _ in range(2):
+        sid = h.request()
+        h.send(sid, start(204, [(b"content-length", b"5"), (b"date", b"Mon")]))
+        h.send(sid, body())
+        reply = h.reply(sid)
+        assert reply.headers == [(b":status", b"204"), (b"date", b"Mon"),
+                                 (b"server", b"asgi-sansio")]
+    for _ in range(2):
+        sid = h.request()
+        with pytest.raises(AppMisuseError, match="SRV-01"):
+            h.send(sid, start(200, [(b"content-length", b"5x")]))
+        h.finish(sid)
+        assert h.reply(sid).status == 500
+    for n in range(40):
+        sid = h.request()
+        h.respond(sid, headers=[(b"x-n", b"%d" % n)])
+        assert h.reply(sid).header(b"x-n") == b"%d" % n
+        assert len(h.conn._proto._heads) <= 16  # type: ignore[attr-defined]
+    alive(h)
+
+
 @pytest.mark.parametrize("fields", MALFORMED_CASES)
 def test_malformed_request_is_a_stream_error(fields: list[tuple[bytes, bytes]]) -> None:
     # SRV-09, SRV-11, RFC 9113 8.2.1, 8.2.2, 8.3.1: RST_STREAM(PROTOCOL_ERROR), the connection lives
