@@ -1029,6 +1029,25 @@ def test_app_returning_while_the_tail_waits_for_the_window_keeps_the_response() 
     assert ended(h, sid) == 1
 
 
+def test_stall_deadline_waits_for_every_running_app_pushed_ones_too() -> None:
+    # Output held only by the client's window gets the keep-alive deadline, but not while
+    # any app still runs: here the app of a pushed stream.
+    h = _outbound_harness(keep_alive_timeout=5.0)
+    sid = h.request()
+    h.send(sid, start())
+    h.send(sid, {"type": "http.response.push", "path": "/a.css", "headers": []})
+    ((_, promised, _),) = h.client.pushes
+    h.send(sid, body(b"t" * 20_000))  # the tail waits for the window
+    h.finish(sid)
+    h.tick(50.0)
+    assert h.conn.get_timer() is None and not h.conn.closed
+    h.respond(promised)
+    h.finish(promised)
+    assert h.conn.get_timer() == 55.0
+    h.tick(55.0)
+    assert closed(h) == 1 and len(h.reply(sid).body) == 16_384
+
+
 def test_body_after_the_final_one_is_misuse_even_while_output_waits() -> None:
     # HTTP-TX-08, HTTP-ERR-04, AMB-01
     h = _outbound_harness()

@@ -66,6 +66,7 @@ class Twin:
         self.fast = ServerConnection(*args, **kwargs)
         with h2_path():
             self.slow = ServerConnection(*args, **kwargs)
+        self.twins = (self.fast, self.slow)
 
     def __getattr__(self, name: str) -> Any:
         fast_value = getattr(self.fast, name)

@@ -708,6 +708,13 @@ class H2Machine(RuleBasedStateMachine):
             assert timer is not None and timer <= self.shutdown_at + LIMITS["shutdown_timeout"]
 
     @invariant()
+    def running_apps_are_counted_exactly(self) -> None:
+        # The core counts the streams whose app runs (the idle deadline depends on it).
+        for conn in getattr(self.conn, "twins", (self.conn,)):  # both of a fast-path Twin
+            proto = conn._proto
+            assert proto._apps_running == sum(not s.app_done for s in proto._streams.values())
+
+    @invariant()
     def buffered_body_within_the_window(self) -> None:
         # SRV-06: the server never lets a stream's unread body grow past the window it
         # advertised; a client filling every window it is given cannot make it buffer more.
