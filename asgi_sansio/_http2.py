@@ -69,7 +69,7 @@ from h2.events import (
 from h2.exceptions import InvalidBodyLengthError, ProtocolError, StreamClosedError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
-from h2.stream import H2StreamStateMachine, StreamClosedBy, StreamInputs, StreamState
+from h2.stream import H2Stream, H2StreamStateMachine, StreamClosedBy, StreamInputs, StreamState
 from h2.stream import _transitions as _stream_transitions
 from hpack import Decoder, OversizedHeaderListError
 from hpack.table import HeaderTable
@@ -408,6 +408,31 @@ class _H2(H2Connection):
         stream.outbound_flow_control_window -= size
         self._data_to_send += _FRAME_HEAD(size >> 8, size & 0xFF, 0x0, flags, stream_id) + data
         self.outbound_flow_control_window -= size
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: AllowedStreamIDs) -> H2Stream:
+        """h2's, for a client's stream: the same checks and stream, without three debug-log
+        calls (one with every stream id) and the work out of which side opened it."""
+        if (
+            allowed_ids is not _CLIENT_IDS or not self.fast
+            or stream_id <= self.highest_inbound_stream_id or stream_id % 2 != 1
+        ):
+            return super()._begin_new_stream(stream_id, allowed_ids)  # or h2's error
+        stream = H2Stream(
+            stream_id, self.config, self.local_settings.initial_window_size,
+            self.remote_settings.initial_window_size,
+        )
+        stream.max_outbound_frame_size = self.max_outbound_frame_size
+        self.streams[stream_id] = stream
+        self.highest_inbound_stream_id = stream_id
+        return stream
+
+    def forget(self, stream_id: int) -> None:
+        """Let a closed stream go now, as h2 does on its next count of open streams: that
+        count walks every stream still held, once per ~limit new streams."""
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.closed and self.fast:
+            del self.streams[stream_id]
+            self._closed_streams[stream_id] = stream.closed_by
 
     def fits(self, stream_id: int, size: int) -> bool:
         """Whether ``size`` bytes of DATA can go on the stream now, in one frame."""
@@ -1416,6 +1441,7 @@ class HTTP2Connection:
         if stream.ended and stream.app_done:
             self._streams.pop(stream.stream_id, None)
             self._scopes.pop(stream.stream_id, None)
+            self._h2.forget(stream.stream_id)
         self._maybe_idle()
 
     def _maybe_idle(self) -> None:

@@ -244,3 +244,31 @@ def test_headers_that_open_a_stream_take_either_path_alike(frames: list[bytes]) 
                 conn.receive(event.stream_id)
         conn.data_to_send()
     assert conn.closed == conn.slow.closed
+
+
+@pytest.mark.parametrize("late", [
+    _frame(0x8, 0, 1, b"\x00\x00\x01\x00"),  # WINDOW_UPDATE
+    _frame(0x3, 0, 1, b"\x00\x00\x00\x08"),  # RST_STREAM(CANCEL)
+    _frame(0x0, 0x1, 1, b"late"),  # DATA
+    _frame(0x1, _END_STREAM_HEADERS, 1, _block((b"x-trailer", b"1"))),  # HEADERS
+    _frame(0x2, 0, 1, _PRIORITY_FIELDS),  # PRIORITY
+    _frame(0x1, _END_STREAM_HEADERS, 3, _block(*_GET)),  # a new stream, then more
+], ids=["window-update", "rst-stream", "data", "headers", "priority", "new-stream"])
+def test_frames_for_a_finished_stream_are_answered_alike(late: bytes) -> None:
+    """The fast path lets h2 drop a stream once it is closed and its app is done (h2 drops
+    it on its next count of open streams): whatever the client still sends on it is
+    answered the same way either way."""
+    conn = Twin(Config(date_header=False), now=0.0, alpn="h2")
+    conn.receive_data(H2_PREFACE + _SETTINGS + _frame(0x1, _END_STREAM_HEADERS, 1, _block(*_GET)),
+                      0.0)
+    assert [e.stream_id for e in conn.pop_events() if isinstance(e, StreamStarted)] == [1]
+    conn.send(1, {"type": "http.response.start", "status": 200, "headers": []}, 0.0)
+    conn.send(1, {"type": "http.response.body", "body": b"done"}, 0.0)
+    conn.app_finished(1, 0.0, None)
+    assert 1 not in conn.fast._proto._h2.streams  # dropped already on the fast path
+    conn.data_to_send()
+    for _ in range(2):
+        conn.receive_data(late, 0.0)
+        conn.pop_events()
+        conn.data_to_send()
+    assert conn.closed == conn.slow.closed
