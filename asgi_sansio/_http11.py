@@ -1076,7 +1076,11 @@ class HTTP11Connection:
         if more:
             return
         if stream.chunked:
-            self._out.append(writer.last_chunk(stream.trailer_headers))
+            trailers = stream.trailer_headers
+            kept = [f for f in trailers if not msgs.connection_specific(f[0].lower(), f[1])]
+            if len(kept) < len(trailers):
+                writer.fields(msgs.TRAILERS, trailers)  # checked before dropped (SRV-10)
+            self._out.append(writer.last_chunk(kept))
         # else EXT-TRAILERS-04: without chunked framing there is nowhere to put them.
         self._response_done(stream, now)
 

@@ -92,10 +92,6 @@ PUSH = "http.response.push"
 # every path, and is all a client that never answers PINGs (it MUST) or never reads costs.
 SHUTDOWN_PING_WAIT = 1.0
 _SHUTDOWN_PING = b"shutdown"  # our PING's opaque data: no other PING of ours is in flight
-# RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
 _PSEUDO_REQUEST = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
 _NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # lowercase tokens only (RFC 9113 8.2.1)
 _BAD_VALUE_RE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")  # RFC 9113 8.2.1
@@ -1761,8 +1757,7 @@ def _h2_fields(mtype: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[byt
     here as it is over HTTP/1.1."""
     fields = [(name.lower(), value) for name, value in headers]
     _check_fields(mtype, fields)  # may trim values in place
-    return [(name, value) for name, value in fields if name not in _CONNECTION_SPECIFIC
-            and not (name == b"te" and value.lower() != b"trailers")]
+    return [field for field in fields if not msgs.connection_specific(*field)]
 
 
 _Checked = tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], int | None, bool]
@@ -1798,7 +1793,7 @@ def _check_request(raw: list[tuple[bytes, bytes]]) -> _Checked | str:
             return f"field name {name!r} is not a lowercase token"
         if _BAD_VALUE_RE.search(value) is not None:
             return f"field value of {name!r} is malformed"
-        if name in _CONNECTION_SPECIFIC:
+        if name in msgs.CONNECTION_SPECIFIC:  # RFC 9113 8.2.2
             return f"connection-specific field {name!r}"
         if name == b"te":
             if value.lower() != b"trailers":

@@ -60,6 +60,17 @@ KNOWN_TYPES = frozenset({START, BODY, TRAILERS, EARLY_HINT})
 # What every HTTP version shares.
 ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.5"}  # VER-05; copied into each scope
 NO_BODY_STATUS = frozenset({204, 304})  # SRV-04 (HEAD is the other no-body case)
+# RFC 9110 7.6.1 / RFC 9113 8.2.2: fields about one connection, never to be forwarded.
+CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+def connection_specific(name: bytes, value: bytes) -> bool:
+    """Whether a field (lowercase ``name``) concerns only the hop it is on: what HTTP/2 calls
+    malformed (RFC 9113 8.2.2, with ``te`` other than "trailers"), and no trailer may carry
+    (RFC 9110 6.5.1: framing and connection control are settled before the content)."""
+    return name in CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers")
 # RFC 9110 7.2 / RFC 3986 3.2.2: host = IP-literal / IPv4address / reg-name, then [":" port].
 HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 

@@ -81,7 +81,7 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"vary", b""),
 )
 TRAILERS = ((b"x-checksum", b"abc"), (b"x-empty", b""), (b"server-timing", b"db;dur=5"),
-            (b"Connection", b"close"), (b"te", b"gzip"))  # HTTP/2 drops these two
+            (b"Connection", b"close"), (b"te", b"gzip"))  # dropped: RFC 9110 6.5.1
 BAD_MESSAGES: tuple[Any, ...] = (
     ["not", "a", "dict"],
     {"type": "http.response.bogus"},

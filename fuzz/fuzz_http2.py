@@ -54,6 +54,7 @@ from _common import (
     norm_headers,
     pick,
     provider,
+    without_hop_fields,
 )
 from fuzz_http11 import make_message
 
@@ -67,8 +68,6 @@ CONFIGS = (
            server_header=None, root_path="/root", ws_ping_interval=None),
 )
 STARTS = ("preface", "alpn", "h2c")
-CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
 ERROR_STATUSES = frozenset({400, 405, 413, 426, 500, 501})
 
 # Request header blocks (after the pseudo-header fields every request needs).
@@ -230,8 +229,7 @@ class H2App(App):
             bad = header_problem(headers)
             if bad:
                 return bad
-            kept = [(n, v) for n, v in headers or () if n.lower() not in CONNECTION_SPECIFIC
-                    and not (n.lower() == b"te" and v.lower() != b"trailers")]
+            kept = without_hop_fields(headers or ())
             return super().problem({**message, "headers": kept})
         if mtype == "http.response.trailers" and self.state == "trailers":
             return super().problem(message) or header_problem(message.get("headers"))
@@ -475,9 +473,8 @@ class H2Driver(Driver):
             check(ok, "wrong-status", f"stream {sid}: unexpected {view.status}")
             return
         check(view.status == app.status, "wrong-status", f"{view.status} != {app.status}")
-        expected = [(n, v) for n, v in norm_headers(app.headers)
-                    if n not in CONNECTION_SPECIFIC and not (n == b"te" and v != b"trailers")
-                    and not (app.status == 204 and n == b"content-length")]
+        expected = [(n, v) for n, v in without_hop_fields(norm_headers(app.headers))
+                    if not (app.status == 204 and n == b"content-length")]
         check(view.headers[: len(expected)] == expected, "wrong-headers",
               f"stream {sid}: {view.headers!r} does not start with {expected!r}")
         hints = view.informational.count(103)
@@ -492,8 +489,7 @@ class H2Driver(Driver):
         if app.state == "done":
             check(view.data == app.body, "wrong-body",
                   f"stream {sid}: {view.data[:80]!r} != {app.body[:80]!r}")
-            expected = [(n, v) for n, v in norm_headers(app.trailer_headers)
-                        if n not in CONNECTION_SPECIFIC and not (n == b"te" and v != b"trailers")]
+            expected = without_hop_fields(norm_headers(app.trailer_headers))
             if app.trailers and expected:
                 check(norm_headers(view.trailers or []) == expected,
                       "wrong-trailers", f"{view.trailers!r} != {expected!r}")

@@ -45,8 +45,9 @@ from _common import (
     main,
     pick,
     provider,
+    without_hop_fields,
 )
-from fuzz_http2 import CONNECTION_SPECIFIC, DELTAS, INCREMENTS, H2Driver, View
+from fuzz_http2 import DELTAS, INCREMENTS, H2Driver, View
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
@@ -318,8 +319,7 @@ class WSDriver(H2Driver):
                 return bad
             kept = [(n, v) for n, v in headers or () if n.lower() != b"transfer-encoding"]
             if self.carrier != "h1":
-                kept = [(n, v) for n, v in kept if n.lower() not in CONNECTION_SPECIFIC
-                        and not (n.lower() == b"te" and v.lower() != b"trailers")]
+                kept = without_hop_fields(kept)
             lengths = [v for n, v in kept if n.lower() == b"content-length"]
             if len(lengths) > 1 or any(not v.isdigit() for v in lengths):
                 return "bad content-length"

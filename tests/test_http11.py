@@ -358,6 +358,33 @@ def test_trailers_sent_when_client_accepts_them() -> None:
     assert StreamEnded(1) in h.events
 
 
+def test_connection_specific_trailers_are_checked_then_dropped() -> None:
+    # RFC 9110 6.5.1 and 7.6.1: no trailer may carry framing or connection control; as over
+    # HTTP/2 (RFC 9113 8.2.2) they are dropped, after the same SRV-10 check as the rest.
+    h = Harness()
+    h.feed(b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n")
+    h.send(1, start(200, [], trailers=True))
+    h.send(1, body(b"data"))
+    h.send(1, {"type": "http.response.trailers", "more_trailers": True, "headers": [
+        (b"Connection", b"close"), (b"x-checksum", b"abc"), (b"transfer-encoding", b"gzip"),
+        (b"TE", b"gzip"), (b"te", b"trailers"), (b"keep-alive", b"1"), (b"Upgrade", b"h2c"),
+        (b"proxy-connection", b"x")]})
+    h.send(1, {"type": "http.response.trailers", "headers": [(b"x-last", b"1")]})
+    assert h.out.endswith(b"0\r\nx-checksum: abc\r\nte: trailers\r\nx-last: 1\r\n\r\n")
+    reply = parse_responses(h.out)[0]
+    assert reply.body == b"data" and reply.trailers == {
+        b"x-checksum": b"abc", b"te": b"trailers", b"x-last": b"1"}
+    h.finish(1)
+    h2 = Harness()
+    h2.feed(b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n")
+    h2.send(1, start(200, [], trailers=True))
+    h2.send(1, body(b"data"))
+    with pytest.raises(AppMisuseError, match="SRV-10"):
+        h2.send(1, {"type": "http.response.trailers",
+                    "headers": [(b"connection", b"close\r\nx-evil: 1")]})
+    assert b"x-evil" not in h2.out
+
+
 def test_trailers_dropped_with_content_length() -> None:
     # EXT-TRAILERS-04
     h = Harness()
