@@ -52,11 +52,11 @@ class Config:
     # deadline, not reset per byte, which is what defeats slowloris).  Apache's mod_reqtimeout
     # uses 20-40 s.  Exceeded -> 408.
     head_timeout: float = 20.0
-    # 60 s (nginx's client_body_timeout): while an HTTP/1.1 request body is incomplete and the
-    # server is reading it, the client must send something within this time of the last bytes
-    # it sent.  Not counted while the app leaves the body unread, nor while the client waits for
-    # ``100 Continue``.  Exceeded -> 408 if no response started, else the connection is cut.
-    # None: no limit.
+    # 60 s (nginx's client_body_timeout): while a request body is incomplete and the server is
+    # reading it, the client must send something within this time of the last bytes it sent.
+    # Not counted while the app leaves the body unread (HTTP/2: while the client has no window),
+    # nor while the client waits for ``100 Continue``.  Exceeded -> 408 if no response started,
+    # else HTTP/1.1 cuts the connection and HTTP/2 resets the stream (CANCEL).  None: no limit.
     body_timeout: float | None = 60.0
     # 10 s: after ``shutdown()`` in-flight requests may finish for this long, then are aborted.
     # Long enough for ordinary responses, short enough for an orchestrator's kill timeout.

@@ -607,6 +607,8 @@ class _Stream:
         "body",
         "body_bytes",
         "body_done",
+        "body_restamp",
+        "body_seen",
         "declared_in",
         "declared_length",
         "delivered_end",
@@ -635,6 +637,8 @@ class _Stream:
         self.is_head = is_head
         self.body: deque[bytes] = deque()
         self.body_bytes = 0
+        self.body_seen = 0.0  # Config.body_timeout: the client's last bytes (or the restart)
+        self.body_restamp = False  # restarted at a time the core was not told: see _bodies
         self.received = 0
         self.unacked = 0  # flow-controlled bytes received and not yet credited back
         self.declared_in: int | None = None  # the request's content-length
@@ -728,6 +732,10 @@ class HTTP2Connection:
         self._ws: dict[int, WebSocketSession] = {}
         self._ws_out: dict[int, bytearray] = {}  # frames waiting for their stream's window
         self._ws_blocked: set[int] = set()  # writable() said False: a StreamWritable is owed
+        # Config.body_timeout: streams whose request body the client owes (it has window to
+        # send it).  Checked on every get_timer(), so kept to those: a stream whose body is
+        # complete, or whose window the app holds by not reading, is not in it.
+        self._bodies: dict[int, _Stream] = {}
         self._ws_end: set[int] = set()  # end these WebSocket streams once their frames left
         self._ws_app_done: set[int] = set()
         self._ws_open: set[int] = set()  # accepted: DATA goes to the session
@@ -935,10 +943,12 @@ class HTTP2Connection:
             extensions[PUSH] = {}  # EXT-PUSH-01: only while the client allows it
             self._scopes[sid] = headers
         stream.extensions = extensions
-        if event.stream_ended:
-            stream.body_done = True
         self._streams[sid] = stream
         self._apps_running += 1
+        if event.stream_ended:
+            stream.body_done = True
+        else:
+            self._body_clock(stream)
         self._events.append(StreamStarted(sid, self._scope("http", pseudo, headers, extensions)))
 
     def _check_request(self, fields: list[tuple[bytes, bytes]]) -> _Checked | str:
@@ -1031,6 +1041,25 @@ class HTTP2Connection:
             if stream.waiting:
                 stream.waiting = False
                 self._events.append(StreamReadable(sid))
+        if not event.stream_ended:
+            self._body_clock(stream)
+
+    def _body_clock(self, stream: _Stream, restamp: bool = False) -> None:
+        """(Re)start the wait for the client's next request bytes (``Config.body_timeout``),
+        or stop it: the body is complete, or the client has no window to send in (the app
+        leaves the body unread, and the wait is ours).  ``restamp``: restarted at a time the
+        core was not told (the app's ``receive()``), so the first expiry only restarts it."""
+        if self.config.body_timeout is None:
+            return
+        h2_stream = self._h2.streams.get(stream.stream_id)
+        if stream.body_done or stream.gone or h2_stream is None or (
+            h2_stream.inbound_flow_control_window <= 0
+        ):
+            self._bodies.pop(stream.stream_id, None)
+            return
+        stream.body_seen = self._now
+        stream.body_restamp = restamp
+        self._bodies[stream.stream_id] = stream
 
     def _request_ended(self, sid: int) -> None:
         ws = self._ws.get(sid)
@@ -1053,6 +1082,7 @@ class HTTP2Connection:
             self._reset(sid, ErrorCodes.PROTOCOL_ERROR)  # RFC 9113 8.1.1
             return
         stream.body_done = True
+        self._bodies.pop(sid, None)
         if stream.waiting:
             stream.waiting = False
             self._events.append(StreamReadable(sid))
@@ -1097,6 +1127,8 @@ class HTTP2Connection:
         if stream.unacked:
             unacked, stream.unacked = stream.unacked, 0
             self._h2.acknowledge_received_data(unacked, stream.stream_id)
+            if stream.stream_id not in self._bodies:
+                self._body_clock(stream, restamp=True)  # the client may send again
 
     # -- contract: the app's send ------------------------------------------------------------
 
@@ -1413,6 +1445,7 @@ class HTTP2Connection:
 
     def _gone(self, stream: _Stream) -> None:
         stream.gone = True
+        self._bodies.pop(stream.stream_id, None)
         stream.out.clear()
         if stream.unacked:
             # Credit the connection for bytes nobody will read.
@@ -1477,6 +1510,7 @@ class HTTP2Connection:
             self._end(stream)
         for ws in self._ws.values():
             ws.peer_lost()
+        self._bodies.clear()
         self._idle_deadline = self._shutdown_deadline = self._ping_deadline = None
         self._events.append(ConnectionClosed())
 
@@ -1631,6 +1665,11 @@ class HTTP2Connection:
             deadline = ws.get_timer()
             if deadline is not None and (timer is None or deadline < timer):
                 timer = deadline
+        if self._bodies:
+            assert self.config.body_timeout is not None
+            deadline = min(s.body_seen for s in self._bodies.values()) + self.config.body_timeout
+            if timer is None or deadline < timer:
+                timer = deadline
         return timer
 
     def handle_timer(self, now: float) -> None:
@@ -1649,10 +1688,26 @@ class HTTP2Connection:
             timer = ws.get_timer()
             if timer is not None and now >= timer:
                 ws.handle_timer(now)
+        timeout = self.config.body_timeout
+        for stream in [s for s in self._bodies.values() if now >= s.body_seen + (timeout or 0)]:
+            if stream.body_restamp:
+                stream.body_seen, stream.body_restamp = now, False  # the wait starts now
+            else:
+                self._body_timed_out(stream)
         # After the WebSockets: one that ends here may leave the connection idle at once.
         if self._idle_deadline is not None and now >= self._idle_deadline:
             self._h2.close_connection()  # GOAWAY(NO_ERROR), then close
             self._close()
+
+    def _body_timed_out(self, stream: _Stream) -> None:
+        """The client stopped sending a request body: 408 if nothing of the response left
+        yet (then RST_STREAM(NO_ERROR): the rest is not wanted), else RST_STREAM(CANCEL)."""
+        if stream.resp is Resp.INIT or stream.resp is Resp.HEAD:
+            stream.head = None
+            self._answer(stream.stream_id, 408, head=stream.is_head)
+            self._gone(stream)
+        else:
+            self._reset(stream.stream_id, ErrorCodes.CANCEL)
 
     def shutdown(self, now: float, restart: bool = False) -> None:
         if self.closed or self._shutting_down:

@@ -61,14 +61,14 @@ from fuzz_http11 import make_message
 CONFIGS = (
     Config(),
     Config(body_buffer_size=64, output_high_water=256, h2_max_concurrent_streams=3,
-           h2_max_resets=4, h2_max_control_frames=12, keep_alive_timeout=5.0,
+           h2_max_resets=4, h2_max_control_frames=12, keep_alive_timeout=5.0, body_timeout=None,
            shutdown_timeout=3.0, max_head_size=1024, max_body_size=4096),
-    Config(body_buffer_size=16, output_high_water=1, h2_max_concurrent_streams=1,
+    Config(body_buffer_size=16, output_high_water=1, h2_max_concurrent_streams=1, body_timeout=None,
            max_body_size=None, keep_alive_timeout=0.0, shutdown_timeout=0.0, date_header=False,
            server_header=None, root_path="/root", ws_ping_interval=None),
 )
 STARTS = ("preface", "alpn", "h2c")
-ERROR_STATUSES = frozenset({400, 405, 413, 426, 500, 501})
+ERROR_STATUSES = frozenset({400, 405, 408, 413, 426, 500, 501})  # 408: Config.body_timeout
 
 # Request header blocks (after the pseudo-header fields every request needs).
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/")]
@@ -497,7 +497,10 @@ class H2Driver(Driver):
     def may_end_early(self, app: App) -> bool:
         view = self.views.get(app.sid)
         return (app.sid in self.client_reset or app.sid in self.client.refused_pushes
-                or (view is not None and view.reset))
+                or (view is not None and view.reset)
+                # Config.body_timeout (the first config only): a 408 or RST_STREAM(CANCEL)
+                # for a body the app has not had whole (the model does not time the client).
+                or (self.config.body_timeout is not None and not app.got_all))
 
     def _check_state(self) -> None:
         super()._check_state()

@@ -288,6 +288,77 @@ def test_streamed_body_over_max_body_size_ends_the_asgi_stream() -> None:
     alive(h)
 
 
+def test_request_body_that_stops_arriving_gets_408() -> None:
+    # Config.body_timeout over HTTP/2: counted from the client's last DATA, per stream.
+    h = H2Harness(body_timeout=10.0)
+    sid = h.request(b"POST", body=b"part", end=False)
+    other = h.request()
+    assert h.receive(sid) == {"type": "http.request", "body": b"part", "more_body": True}
+    assert h.conn.get_timer() == 10.0
+    h.tick(9.5)
+    h.client.send_body(sid, b"more", end=False)  # at 9.5: the wait starts again
+    h.exchange()
+    assert h.conn.get_timer() == 19.5
+    h.tick(19.4)
+    assert h.reply(sid).status is None and not ended(h, sid)
+    h.tick(19.5)
+    reply = h.reply(sid)
+    assert reply.status == 408 and reply.ended and reply.reset == ErrorCodes.NO_ERROR
+    assert ended(h, sid) == 1
+    assert h.receive(sid) == {"type": "http.disconnect"}
+    with pytest.raises(ClientDisconnected):
+        h.send(sid, start())
+    h.finish(sid)
+    h.respond(other)  # the connection and its other streams live on
+    h.finish(other)
+    assert h.reply(other).status == 200
+    check_accounting(h)
+
+
+def test_body_timeout_after_the_response_started_cancels_the_stream() -> None:
+    h = H2Harness(body_timeout=10.0)
+    sid = h.request(b"POST", body=b"part", end=False)
+    h.send(sid, start())
+    h.send(sid, body(b"streaming", more=True))
+    h.tick(10.0)
+    reply = h.reply(sid)
+    assert reply.status == 200 and reply.body == b"streaming" and reply.reset == ErrorCodes.CANCEL
+    assert ended(h, sid) == 1
+    h.finish(sid)
+    alive(h)
+
+
+def test_body_clock_stops_while_the_app_leaves_the_window_full() -> None:
+    # The client has no window to send in: the wait is the app's, not the client's.
+    h = H2Harness(body_timeout=10.0, body_buffer_size=1000, keep_alive_timeout=5.0)
+    sid = h.request(b"POST", body=b"x" * 1000, end=False)
+    assert h.conn.get_timer() is None
+    h.tick(500.0)
+    assert h.reply(sid).reset is None and not ended(h, sid)
+    assert h.receive(sid) == {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+    # Read at a time the core was not told (after 500, its last): the first expiry only
+    # restarts the wait, so a late driver cannot make it fire early.
+    assert h.conn.get_timer() == 510.0
+    h.tick(510.0)
+    assert h.reply(sid).status is None and h.conn.get_timer() == 520.0
+    h.tick(520.0)
+    assert h.reply(sid).status == 408
+
+
+def test_no_body_timeout_when_none_or_body_complete() -> None:
+    h = H2Harness(body_timeout=None)
+    sid = h.request(b"POST", body=b"part", end=False)
+    assert h.conn.get_timer() is None
+    h.tick(10_000.0)
+    assert h.reply(sid).status is None and not ended(h, sid)
+    h = H2Harness(body_timeout=10.0)
+    sid = h.request(b"POST", body=b"part", end=False)
+    h.client.send_body(sid, b"", end=True)
+    h.exchange()
+    assert h.conn.get_timer() is None
+    assert h.read_body(sid) == b"part"
+
+
 # -- responses -------------------------------------------------------------------------------------
 
 
