@@ -992,9 +992,7 @@ class HTTP11Connection:
                 writer.fields(msgs.START, [(name, value)])
                 continue
             if lname == b"content-length":
-                if declared is not None or not value.isdigit():
-                    raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
-                declared = int(value)
+                declared = msgs.content_length(value, declared)
                 if status == 204:
                     continue  # RFC 9110 8.6: never on a 204
             elif lname == b"date":

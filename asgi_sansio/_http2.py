@@ -1791,9 +1791,7 @@ def _response_head(status: int, headers: list[tuple[bytes, bytes]]) -> _Head:
     has_date = has_server = False
     for name, value in _h2_fields(msgs.START, headers):
         if name == b"content-length":
-            if declared is not None or not value.isdigit():
-                raise AppMisuseError(msgs.START, "SRV-01", f"bad content-length {value!r}")
-            declared = int(value)
+            declared = msgs.content_length(value, declared)
             if status == 204:
                 continue  # RFC 9110 8.6: never on a 204
         elif name == b"date":

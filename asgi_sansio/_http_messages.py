@@ -132,6 +132,13 @@ def validate_start(message: dict[str, Any]) -> tuple[int, list[tuple[bytes, byte
     return status, headers, trailers
 
 
+def content_length(value: bytes, declared: int | None) -> int:
+    """A response's ``content-length`` (SRV-01): digits only, and only one of them."""
+    if declared is not None or not value.isdigit():
+        raise _fail(START, "SRV-01", f"bad content-length {value!r}")
+    return int(value)
+
+
 def validate_body(message: dict[str, Any]) -> tuple[bytes, bool]:
     body = message.get("body", b"")
     if type(body) is not bytes:
