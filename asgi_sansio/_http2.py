@@ -1041,8 +1041,8 @@ class HTTP2Connection:
             if stream.waiting:
                 stream.waiting = False
                 self._events.append(StreamReadable(sid))
-        if not event.stream_ended:
-            self._body_clock(stream)
+        if data and not event.stream_ended:
+            self._body_clock(stream)  # body bytes, not empty or padding-only frames
 
     def _body_clock(self, stream: _Stream, restamp: bool = False) -> None:
         """(Re)start the wait for the client's next request bytes (``Config.body_timeout``),
@@ -1689,11 +1689,12 @@ class HTTP2Connection:
             if timer is not None and now >= timer:
                 ws.handle_timer(now)
         timeout = self.config.body_timeout
-        for stream in [s for s in self._bodies.values() if now >= s.body_seen + (timeout or 0)]:
-            if stream.body_restamp:
-                stream.body_seen, stream.body_restamp = now, False  # the wait starts now
-            else:
-                self._body_timed_out(stream)
+        if self._bodies and timeout is not None:
+            for stream in [s for s in self._bodies.values() if now >= s.body_seen + timeout]:
+                if stream.body_restamp:
+                    stream.body_seen, stream.body_restamp = now, False  # the wait starts now
+                else:
+                    self._body_timed_out(stream)
         # After the WebSockets: one that ends here may leave the connection idle at once.
         if self._idle_deadline is not None and now >= self._idle_deadline:
             self._h2.close_connection()  # GOAWAY(NO_ERROR), then close

@@ -71,6 +71,8 @@ def connection_specific(name: bytes, value: bytes) -> bool:
     malformed (RFC 9113 8.2.2, with ``te`` other than "trailers"), and no trailer may carry
     (RFC 9110 6.5.1: framing and connection control are settled before the content)."""
     return name in CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers")
+
+
 # RFC 9110 7.2 / RFC 3986 3.2.2: host = IP-literal / IPv4address / reg-name, then [":" port].
 HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 

@@ -295,6 +295,10 @@ def test_request_body_that_stops_arriving_gets_408() -> None:
     other = h.request()
     assert h.receive(sid) == {"type": "http.request", "body": b"part", "more_body": True}
     assert h.conn.get_timer() == 10.0
+    h.now = 5.0
+    h.client.c.send_data(sid, b"")  # an empty DATA frame is not progress
+    h.exchange()
+    assert h.conn.get_timer() == 10.0
     h.tick(9.5)
     h.client.send_body(sid, b"more", end=False)  # at 9.5: the wait starts again
     h.exchange()
