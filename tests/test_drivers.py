@@ -823,6 +823,60 @@ def test_head_timeout_answers_408(driver: Driver) -> None:
     driver.run(main)
 
 
+def test_http2_body_timeout_answers_408_and_the_connection_serves_on(driver: Driver) -> None:
+    """The per-stream body timeout fires through the driver's one timer: the stalled upload
+    gets a 408 and its app a disconnect, a request after it on the same connection a 200."""
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.events import DataReceived, ResponseReceived, StreamEnded
+
+    disconnects: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "POST":
+            while (message := await receive())["type"] == "http.request":
+                pass
+            disconnects.append(message["type"])
+            return
+        await respond(send, b"fine")
+
+    request = [(":method", "POST"), (":path", "/"), (":scheme", "http"), (":authority", "t")]
+
+    async def main() -> None:
+        config = Config(body_timeout=0.3)
+        async with driver.serving(app, lifespan="off", config=config) as server:
+            h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+            h2.initiate_connection()
+            h2.send_headers(1, request)
+            h2.send_data(1, b"part")  # and then nothing more
+            client = await Client.connect(server, h2.data_to_send())
+            statuses: dict[int, bytes] = {}
+            bodies: dict[int, bytes] = {1: b"", 3: b""}
+            ended: set[int] = set()
+            with anyio.fail_after(5):
+                while ended != {1, 3}:
+                    data = await client.read()
+                    assert data, "the connection closed"
+                    for event in h2.receive_data(data):
+                        if isinstance(event, ResponseReceived):
+                            statuses[event.stream_id] = dict(event.headers)[b":status"]
+                            if event.stream_id == 1:  # then a request on the same connection
+                                h2.send_headers(3, [(":method", "GET"), *request[1:]],
+                                                end_stream=True)
+                        elif isinstance(event, DataReceived):
+                            bodies[event.stream_id] += event.data
+                            h2.acknowledge_received_data(event.flow_controlled_length,
+                                                         event.stream_id)
+                        elif isinstance(event, StreamEnded):
+                            ended.add(event.stream_id)
+                    await client.write(h2.data_to_send())
+            assert statuses == {1: b"408", 3: b"200"} and bodies[3] == b"fine"
+            await client.close()
+        assert disconnects == ["http.disconnect"]
+
+    driver.run(main)
+
+
 def test_asgi2_double_callable_app(driver: Driver) -> None:
     class App:
         def __init__(self, scope: Scope) -> None:
