@@ -220,6 +220,62 @@ def test_split_invariance(data: st.DataObject, layout: tuple[list[H2Req], list[i
         assert reply.status == 200 and reply.ended and reply.reset is None
 
 
+BODY_TIMEOUT = 5.0
+
+
+@given(steps=st.lists(st.tuples(st.sampled_from(["data", "tick", "read"]),
+                                st.sampled_from([0.0, 0.5, 1.0, 3.0, 4.9, 5.0, 7.0])),
+                      max_size=14))
+def test_body_timeout_fires_after_the_first_quiet_gap(steps: list[tuple[str, float]]) -> None:
+    # Config.body_timeout over HTTP/2, against a model: with window to spare, a stream's
+    # upload times out at the first timer firing body_timeout after the client's last DATA
+    # (or its HEADERS), whatever the app reads, and get_timer() always names that moment.
+    conn = ServerConnection(Config(body_timeout=BODY_TIMEOUT, date_header=False), now=0.0,
+                            client=CLIENT, server=SERVER, alpn="h2")
+    client = H2Client()
+    now = last = 0.0
+    timed_out = False
+
+    def exchange() -> None:
+        for _ in range(20):
+            data = client.data()
+            if data:
+                conn.receive_data(data, now)
+            out = conn.data_to_send()
+            if out:
+                client.feed(out)
+            if not data and not out:
+                return
+
+    exchange()
+    sid = client.request(b"POST", body=b"x", end=False)
+    exchange()
+    started = [e for e in conn.pop_events() if isinstance(e, StreamStarted)]
+    assert [e.stream_id for e in started] == [sid]
+    for kind, dt in steps:
+        now += dt
+        if kind == "data" and not timed_out:
+            client.send_body(sid, b"y", end=False)
+            exchange()
+            last = now
+        elif kind == "tick":
+            conn.handle_timer(now)
+            exchange()
+            timed_out = timed_out or now >= last + BODY_TIMEOUT
+        elif kind == "read":
+            message = conn.receive(sid)
+            assert message is None or message["type"] == (
+                "http.disconnect" if timed_out else "http.request")
+        exchange()
+        reply = client.reply(sid)
+        if timed_out:
+            assert reply.status == 408 and reply.ended, (now, last)
+            assert StreamEnded(sid) in conn.pop_events()
+            break
+        assert reply.status is None and reply.reset is None, (now, last)
+        assert conn.get_timer() == last + BODY_TIMEOUT
+
+
 # --------------------------------------------------------------------------------------------
 # The stateful machine
 # --------------------------------------------------------------------------------------------
