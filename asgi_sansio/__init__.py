@@ -16,6 +16,7 @@ from ._events import (
     StreamStarted,
     StreamWritable,
 )
+from ._proxy import ProxyHeader, ProxyHeaderError, parse_proxy_header
 
 __version__ = "0.1.0"
 
@@ -26,10 +27,13 @@ __all__ = [
     "ConnectionClosed",
     "DriverMisuseError",
     "Event",
+    "ProxyHeader",
+    "ProxyHeaderError",
     "ServerConnection",
     "StreamEnded",
     "StreamReadable",
     "StreamStarted",
     "StreamWritable",
     "__version__",
+    "parse_proxy_header",
 ]

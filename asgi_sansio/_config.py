@@ -96,6 +96,15 @@ class Config:
     # False: one GOAWAY naming the last stream seen, at once.
     h2_shutdown_ping: bool = True
 
+    # --- connections ---------------------------------------------------------------------------
+    # Off: only a server behind a TCP load balancer that sends the PROXY protocol (HAProxy's
+    # ``send-proxy``/``send-proxy-v2``, AWS NLB) may turn it on, for then every connection must
+    # begin with a version 1 or 2 header (the specification forbids guessing), its addresses
+    # become the scope's ``client`` and ``server``, and one without a valid header within
+    # ``head_timeout`` is dropped unanswered.  Anyone who can connect directly could otherwise
+    # claim any address.  On plain connections only: TLS hides the header from the core.
+    proxy_protocol: bool = False
+
     # --- scope and response decoration -------------------------------------------------------
     # The ASGI ``root_path`` (mount point); it comes from configuration only (HTTP-SCOPE-09).
     root_path: str = ""

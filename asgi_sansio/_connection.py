@@ -25,7 +25,9 @@ never imports an event loop: ``now`` is whatever monotonic clock the driver uses
 
 Protocol selection happens here: TLS ALPN ``h2`` starts HTTP/2 at once; otherwise the first
 bytes are held until they either match the HTTP/2 client preface (prior knowledge, RFC 9113
-3.3) or cannot, and HTTP/1.1 takes them.
+3.3) or cannot, and HTTP/1.1 takes them.  With ``Config.proxy_protocol`` a PROXY protocol
+header comes before all that (``_proxy``): until it is whole, a small stand-in
+(``_AwaitingProxyHeader``) answers for the protocol, so the hot path pays one attribute test.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from __future__ import annotations
 from typing import Any
 
 from ._config import Config
-from ._events import Event
+from ._errors import DriverMisuseError
+from ._events import ConnectionClosed, Event
 from ._http2 import HTTP2Connection
 from ._http11 import HTTP11Connection
+from ._proxy import ProxyHeaderError, parse_proxy_header
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -47,9 +51,10 @@ class ServerConnection:
     ``(path, None)`` for a unix socket's server).  ``tls`` is the ``tls`` extension dict the driver
     builds from its TLS object (EXT-TLS), or ``None`` on plain connections; it also makes the
     scheme ``https``.  ``alpn`` is the protocol TLS negotiated: ``"h2"`` starts HTTP/2 at once.
-    ``state`` is the lifespan state, shallow-copied into every scope.  ``wall_offset`` is added
-    to ``now`` to get Unix time for the ``date`` header, so the core can date responses
-    without reading a clock.
+    With ``Config.proxy_protocol`` and no ``tls``, a PROXY protocol header must come first and
+    its addresses replace ``client`` and ``server``.  ``state`` is the lifespan state,
+    shallow-copied into every scope.  ``wall_offset`` is added to ``now`` to get Unix time for
+    the ``date`` header, so the core can date responses without reading a clock.
     """
 
     def __init__(
@@ -69,22 +74,65 @@ class ServerConnection:
             "client": client, "server": server, "tls": tls, "state": state,
             "wall_offset": wall_offset,
         }
-        self._proto: HTTP11Connection | HTTP2Connection
+        self._proto: HTTP11Connection | HTTP2Connection | _AwaitingProxyHeader
         # Bytes held back while deciding between HTTP/1.1 and the HTTP/2 preface.  Bounded by
         # the preface length: as soon as the bytes stop being a prefix of it, they go to h1.
         self._sniff: bytes | None = None
         self._now = now  # the latest time we were told, for calls that take none
         self._early_out = b""  # the 101 of an h2c upgrade, written before HTTP/2's bytes
         self._early_events: list[Event] = []
-        if alpn == "h2":
+        self._alpn = alpn
+        # The PROXY header read so far (bounded by its own format), while it is incomplete.
+        self._proxy: bytes | None = None
+        if self.config.proxy_protocol and tls is None:
+            self._proxy = b""
+            self._proto = _AwaitingProxyHeader(now + self.config.head_timeout)
+        else:
+            self._start(now)
+
+    def _start(self, now: float) -> None:
+        if self._alpn == "h2":
             self._proto = HTTP2Connection(self.config, now=now, **self._args)
         else:
             self._proto = HTTP11Connection(self.config, now=now, **self._args)
             self._sniff = b""
 
+    def _read_proxy_header(self, data: bytes, now: float) -> bytes | None:
+        """Take the PROXY header from the front of the input; return the bytes after it, or
+        None while it is incomplete or once the connection was dropped for it."""
+        if self._proto.closed:  # dropped already (its deadline passed)
+            self._proxy = None
+            return None
+        buffer = self._proxy = (self._proxy or b"") + data
+        try:
+            parsed = parse_proxy_header(buffer) if data else None
+        except ProxyHeaderError:
+            parsed = None
+            data = b""
+        if parsed is None:
+            if not data:  # invalid, or the peer left before the header was whole
+                self._proxy = None
+                assert isinstance(self._proto, _AwaitingProxyHeader)
+                self._proto.drop()
+            return None
+        header, size = parsed
+        self._proxy = None
+        if header.client is not None:
+            self._args["client"] = header.client
+            self._args["server"] = header.server
+        self._start(now)
+        return buffer[size:]
+
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the peer; ``b""`` is end of input.  Queues output."""
         self._now = now
+        if self._proxy is not None:
+            rest = self._read_proxy_header(data, now)
+            if rest is None:
+                return
+            if not rest:  # the header alone: the client's bytes are yet to come
+                return
+            data = rest
         sniff = self._sniff
         if sniff is not None:
             if not data:
@@ -188,4 +236,48 @@ class ServerConnection:
         """Begin a graceful close: finish in-flight work, accept no new requests, and abort
         what is left after ``Config.shutdown_timeout``.  HTTP/2 sends GOAWAY; WebSockets close
         with 1001, or 1012 when ``restart`` says the server comes back.  Queues output."""
+        self._proxy = None  # a connection still owing its PROXY header is idle: it just closes
         self._proto.shutdown(now, restart)
+
+
+class _AwaitingProxyHeader:
+    """Stands in for the protocol until the PROXY header is whole: no streams, no output, and
+    a deadline (``head_timeout`` from the connection's start) against peers that never finish
+    it.  Ending in any way drops the connection without a word, as the specification asks."""
+
+    wants_read = True
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+        self.closed = False
+        self._events: list[Event] = []
+
+    def drop(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._events.append(ConnectionClosed())
+
+    def pop_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        return b""
+
+    def get_timer(self) -> float | None:
+        return None if self.closed else self._deadline
+
+    def handle_timer(self, now: float) -> None:
+        if now >= self._deadline:
+            self.drop()
+
+    def shutdown(self, now: float, restart: bool = False) -> None:
+        self.drop()
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Only ever called once dropped (``ServerConnection`` reads the header itself)."""
+
+    def _no_stream(self, stream_id: int, *args: object) -> Any:
+        raise DriverMisuseError(f"no stream {stream_id} on this connection")
+
+    receive = send = writable = app_finished = _no_stream

@@ -645,6 +645,11 @@ class ServerBase(Generic[W]):
         self.signals = signals
         self.ssl = ssl
         if ssl is not None:
+            if self.config.proxy_protocol:
+                # The header comes before the TLS handshake, which the event loop's TLS layer
+                # would take for a broken ClientHello: refuse rather than drop every client.
+                raise ValueError("Config.proxy_protocol cannot be combined with TLS here: "
+                                 "terminate TLS at the proxy, or serve plain connections")
             ssl.set_alpn_protocols(ALPN_PROTOCOLS)
         self.state: dict[str, Any] | None = None
         self.connections: set[DriverConnection[W]] = set()
