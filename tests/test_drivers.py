@@ -945,6 +945,62 @@ def test_curl_get(driver: Driver) -> None:
     driver.run(main)
 
 
+async def addresses_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with the scope's client and server, as JSON."""
+    await respond(send, json.dumps([scope["client"], scope["server"]]).encode())
+
+
+def test_proxy_protocol_headers_name_the_client(driver: Driver) -> None:
+    ipv6 = socket.inet_pton(socket.AF_INET6, "2001:db8::5"), socket.inet_pton(
+        socket.AF_INET6, "2001:db8::80")
+    v2 = b"\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x24" + b"".join(ipv6) + struct.pack(
+        "!HH", 40000, 8443)
+
+    async def main() -> None:
+        config = Config(proxy_protocol=True)
+        async with driver.serving(addresses_app, lifespan="off", config=config) as server:
+            for header, expected in (
+                (b"PROXY TCP4 203.0.113.9 198.51.100.1 61000 80\r\n",
+                 [["203.0.113.9", 61000], ["198.51.100.1", 80]]),
+                (v2, [["2001:db8::5", 40000], ["2001:db8::80", 8443]]),
+            ):
+                client = await Client.connect(server, header + get("/") + get("/"))
+                answers = await client.responses(2)  # keep-alive keeps the header's addresses
+                assert [json.loads(body) for _, body in answers] == [expected] * 2
+                await client.close()
+            # Without a header: dropped, not a word written.
+            client = await Client.connect(server, get("/"))
+            assert await client.read_all() == b""
+            await client.close()
+
+    driver.run(main)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_sends_a_proxy_protocol_header_over_http11_and_http2(driver: Driver) -> None:
+    async def main() -> None:
+        config = Config(proxy_protocol=True)
+        async with driver.serving(addresses_app, lifespan="off", config=config) as server:
+            for version in ("--http1.1", "--http2-prior-knowledge"):
+                curl = await anyio.run_process(
+                    ["curl", "-sS", "--max-time", "5", "--haproxy-protocol", version,
+                     "-w", " %{http_version} %{local_port}", url(server)], check=False)
+                assert curl.returncode == 0, curl.stderr
+                body, http_version, port = curl.stdout.decode().rsplit(" ", 2)
+                assert http_version == ("1.1" if version == "--http1.1" else "2")
+                # curl names its own socket's addresses: the real ones, read from the header.
+                assert json.loads(body) == [["127.0.0.1", int(port)], ["127.0.0.1", server.port]]
+
+    driver.run(main)
+
+
+def test_proxy_protocol_with_tls_is_refused_up_front(
+    driver: Driver, tls: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError, match="proxy_protocol cannot be combined with TLS"):
+        driver.server(addresses_app, ssl=tls["server"], config=Config(proxy_protocol=True))
+
+
 @pytest.fixture
 def tls() -> dict[str, Any]:
     trustme = pytest.importorskip("trustme")
