@@ -870,8 +870,8 @@ class HTTP2Connection:
             elif etype is StreamReset:
                 self._reset_by_peer(event.stream_id)  # type: ignore[attr-defined]
             elif etype is TrailersReceived:
-                # RFC 9113 8.1: pseudo-header fields in trailers make the request malformed.
-                if any(n[:1] == b":" for n, _ in event.headers or ()):  # type: ignore[attr-defined]
+                # Well-formed ones are dropped: ASGI has no request trailers.
+                if _malformed_trailers(event.headers or ()):  # type: ignore[attr-defined]
                     self._reset(event.stream_id, ErrorCodes.PROTOCOL_ERROR)  # type: ignore[attr-defined]
             elif etype is RemoteSettingsChanged:
                 self._control_frames += 1
@@ -1824,6 +1824,23 @@ def _h2_fields(mtype: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[byt
     fields = [(name.lower(), value) for name, value in headers]
     _check_fields(mtype, fields)  # may trim values in place
     return [field for field in fields if not msgs.connection_specific(*field)]
+
+
+def _malformed_trailers(fields: Any) -> bool:
+    """Whether a request's trailer section makes it malformed (RFC 9113 8.1.1): a
+    pseudo-header field (8.1), or a field ``_check_request`` refuses in a header section
+    (8.2.1, 8.2.2).  Trailers are rare, so this stays off ``_check_request``'s path.  A
+    ``te: trailers`` trailer is not malformed: 8.2.2 allows that ``te`` in a request, and RFC
+    9110 6.5.1 only keeps a recipient from acting on it, which dropping the trailers does."""
+    for name, value in fields:
+        if (
+            name[:1] == b":"
+            or _NAME_RE.fullmatch(name) is None
+            or _BAD_VALUE_RE.search(value) is not None
+            or msgs.connection_specific(name, value)
+        ):
+            return True
+    return False
 
 
 _Checked = tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], int | None, bool]

@@ -711,14 +711,64 @@ def test_pseudo_header_in_trailers_is_a_stream_error() -> None:
     check_accounting(h)
 
 
+# One bad field each, after a good one: RFC 9113 8.2.1 (lowercase names; no NUL, CR or LF, no
+# leading or trailing SP or HTAB in values), 8.2.2 (connection-specific fields, te other than
+# "trailers") and 8.1 (pseudo-header fields) hold for a trailer section as for the header section.
+BAD_TRAILERS = {
+    "uppercase name": (b"X-Upper", b"1"),
+    "connection": (b"connection", b"close"),
+    "keep-alive": (b"keep-alive", b"5"),
+    "proxy-connection": (b"proxy-connection", b"x"),
+    "transfer-encoding": (b"transfer-encoding", b"chunked"),
+    "upgrade": (b"upgrade", b"websocket"),
+    "te gzip": (b"te", b"gzip"),
+    "leading space": (b"x-sum", b" 1"),
+    "trailing space": (b"x-sum", b"1 "),
+    "leading htab": (b"x-sum", b"\t1"),
+    "trailing htab": (b"x-sum", b"1\t"),
+    "nul": (b"x-sum", b"1\x002"),
+    "cr": (b"x-sum", b"1\r2"),
+    "lf": (b"x-sum", b"1\n2"),
+    "pseudo-header": (b":path", b"/x"),
+}
+
+
+@pytest.mark.parametrize("field", list(BAD_TRAILERS.values()), ids=list(BAD_TRAILERS))
+def test_malformed_request_trailers_are_a_stream_error(field: tuple[bytes, bytes]) -> None:
+    # A malformed trailer section makes the request malformed (RFC 9113 8.1.1): that stream
+    # alone is reset with PROTOCOL_ERROR, and its app, mid-body, sees a disconnect instead of
+    # the end of the body.
+    h = H2Harness(client=H2Client(validate=False))
+    sid = h.request(b"POST", headers=[(b"te", b"trailers")], body=b"abc", end=False)
+    assert h.receive(sid) == {"type": "http.request", "body": b"abc", "more_body": True}
+    h.client.c.send_headers(sid, [(b"x-ok", b"1"), field], end_stream=True)
+    h.exchange()
+    assert [(f.stream_id, f.error_code) for f in rst_frames(h.client.raw)] == [
+        (sid, PROTOCOL_ERROR)]
+    assert h.reply(sid).status is None
+    assert ended(h, sid) == 1
+    assert h.receive(sid) == {"type": "http.disconnect"}
+    with pytest.raises(ClientDisconnected):
+        h.send(sid, start())
+    h.finish(sid)
+    assert not h.client.goaways and not closed(h)
+    alive(h)
+    check_accounting(h)
+
+
 def test_request_trailers_are_accepted() -> None:
+    # Well-formed trailers end the body; ASGI has no request trailers, so they go no further.
+    # A trailer te: trailers is not malformed (RFC 9113 8.2.2 allows it in a request; RFC 9110
+    # 6.5.1 only says a recipient must not act on it as a header), so it is dropped too.
     h = H2Harness()
     sid = h.request(b"POST", headers=[(b"te", b"trailers")], body=b"abc", end=False)
-    h.client.c.send_headers(sid, [(b"x-checksum", b"1")], end_stream=True)
+    h.client.c.send_headers(sid, [(b"x-checksum", b"1"), (b"x-inner", b"a b\tc"),
+                                  (b"te", b"trailers")], end_stream=True)
     h.exchange()
     assert h.read_body(sid) == b"abc"
     h.respond(sid)
     assert h.reply(sid).status == 200
+    assert rst_frames(h.client.raw) == [] and h.reply(sid).ended
 
 
 def test_request_body_longer_than_content_length_is_a_stream_error() -> None:
