@@ -21,6 +21,7 @@ from wsproto.events import CloseConnection
 from asgi_sansio import ConnectionClosed, StreamEnded, StreamStarted
 from asgi_sansio._http2 import SHUTDOWN_PING_WAIT
 
+from .conftest import examples
 from .helpers import H2Harness, goaway_frames, h2_frames, rst_frames
 from .test_http2 import ws_accepted
 
@@ -126,7 +127,7 @@ def test_431_on_an_open_request_resets_the_rest_of_it() -> None:
     alive(h)
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(limit=st.integers(1, 12), extra=st.integers(0, 24))
 def test_header_count_boundary(limit: int, extra: int) -> None:
     h = H2Harness(max_header_count=limit)
@@ -156,7 +157,7 @@ def test_path_at_the_limit_is_served_one_longer_is_414() -> None:
     assert h.reply(ok).status == 200
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(limit=st.integers(8, 64), length=st.integers(1, 80))
 def test_path_length_boundary(limit: int, length: int) -> None:
     h = H2Harness(max_target_length=limit)
@@ -262,7 +263,7 @@ def test_header_list_far_past_the_limit_is_still_a_connection_error() -> None:
     assert closed(h) == 1 and StreamEnded(ok) in h.events
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(pad=st.integers(0, 5000), split=st.booleans())
 def test_header_list_size_boundary(pad: int, split: bool) -> None:
     limit = 1024
@@ -339,7 +340,7 @@ def test_priority_updates_are_counted_per_flood_window() -> None:
     assert not h.client.goaways and not h.conn.closed
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(kinds=st.lists(st.sampled_from(["priority_update", "ping", "grease"]), max_size=16))
 def test_control_frames_share_one_allowance(kinds: list[str]) -> None:
     # PRIORITY_UPDATE, PING and unknown (GREASE, RFC 9113 5.5) frames cost us work and the peer
@@ -558,7 +559,7 @@ def test_websocket_gets_1001_and_the_goaways_name_it() -> None:
     assert closed(h) == 1
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(before=st.integers(0, 3), between=st.integers(0, 3), after=st.integers(0, 2),
        acks=st.booleans())
 def test_two_phase_shutdown_serves_exactly_what_came_before_the_ack(

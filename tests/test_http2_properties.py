@@ -34,6 +34,7 @@ from asgi_sansio import (
     StreamStarted,
     StreamWritable,
 )
+from tests.conftest import steps
 from tests.helpers import H2Client, H2Reply
 
 CLIENT = ("10.0.0.1", 5555)
@@ -835,4 +836,4 @@ class H2Machine(RuleBasedStateMachine):
 
 TestH2Machine = H2Machine.TestCase
 # The example count comes from the profile (tests/conftest.py): "deep" for bug hunts.
-TestH2Machine.settings = settings(stateful_step_count=80)
+TestH2Machine.settings = settings(stateful_step_count=steps(80))

@@ -23,6 +23,8 @@ from asgi_sansio._lifespan import (
     StartupFailed,
 )
 
+from .conftest import examples
+
 STARTUP = {"type": "lifespan.startup"}
 SHUTDOWN = {"type": "lifespan.shutdown"}
 STARTUP_COMPLETE = "lifespan.startup.complete"
@@ -491,7 +493,7 @@ _STATUS_AFTER = {
 }
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.data(), st.integers(0, 30))
 def test_random_call_sequences_keep_the_invariants(data: st.DataObject, steps: int) -> None:
     lifespan = Lifespan()

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from asgi_sansio import ClientDisconnected
 from asgi_sansio._websocket import WebSocketSession, _frame, _unmask
 
+from .conftest import examples
 from .helpers import Harness, WSClient, make_conn, raw_frame
 
 MASK = b"\x9a\x0b\x5c\xe1"
@@ -107,7 +108,7 @@ def play(enabled: bool, wire: bytes, points: list[int], reads: list[bool], defla
         return seen, h.out, events
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     script=st.lists(frames, max_size=12),
     data=st.data(),

@@ -40,6 +40,7 @@ from asgi_sansio import (
     StreamStarted,
     StreamWritable,
 )
+from tests.conftest import steps
 from tests.helpers import H2Client
 
 CLIENT = ("10.0.0.1", 5555)
@@ -825,4 +826,4 @@ class WebSocketH2Machine(RuleBasedStateMachine):
 
 TestWebSocketH2Machine = WebSocketH2Machine.TestCase
 # The example count comes from the profile (tests/conftest.py): "deep" for bug hunts.
-TestWebSocketH2Machine.settings = settings(stateful_step_count=40)
+TestWebSocketH2Machine.settings = settings(stateful_step_count=steps(40))

@@ -34,6 +34,7 @@ from asgi_sansio import (
     StreamStarted,
 )
 
+from .conftest import examples, steps
 from .helpers import Harness, WSClient, make_conn, parse_responses, raw_frame
 
 # -- payloads -------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def run_split(request: bytes, frames: bytes, points: list[int], drain_each: bool
     return got, h
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(script=scripts(), data=st.data())
 def test_any_split_gives_the_same_messages(script: Script, data: st.DataObject) -> None:
     # ASGI: WS-07, WS-10, WS-11, WS-12, WS-13; RFC 6455 5.4 (fragments), 5.5.2 (pongs)
@@ -219,7 +220,7 @@ def test_any_split_gives_the_same_messages(script: Script, data: st.DataObject) 
         assert decoder.close is not None and int(decoder.close.code) == (script.close[0] or 1005)
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(garbage=st.binary(max_size=200), deflate=st.booleans(), points=st.lists(
     st.integers(1, 199), max_size=4))
 def test_arbitrary_bytes_after_accept_never_raise(garbage: bytes, deflate: bool,
@@ -658,7 +659,7 @@ class WebSocketMachine(RuleBasedStateMachine):
 
 
 TestWebSocketMachine = WebSocketMachine.TestCase
-TestWebSocketMachine.settings = settings(stateful_step_count=40)
+TestWebSocketMachine.settings = settings(stateful_step_count=steps(40))
 
 
 def test_http_answers_decode_with_h11() -> None:
