@@ -37,6 +37,8 @@ INTERNAL_ERROR = int(ErrorCodes.INTERNAL_ERROR)
 REFUSED_STREAM = int(ErrorCodes.REFUSED_STREAM)
 ENHANCE_YOUR_CALM = int(ErrorCodes.ENHANCE_YOUR_CALM)
 NO_ERROR = int(ErrorCodes.NO_ERROR)
+STREAM_CLOSED = int(ErrorCodes.STREAM_CLOSED)
+FRAME_SIZE_ERROR = int(ErrorCodes.FRAME_SIZE_ERROR)
 
 
 def start(status: int = 200, headers: list[tuple[bytes, bytes]] | None = None,
@@ -594,6 +596,10 @@ MALFORMED = {
     "bad :authority": [*BASE[:2], (b":authority", b"user@example.com"), BASE[3]],
     "newline in value": [*BASE, (b"x-a", b"a\nb")],
     "leading space in value": [*BASE, (b"x-a", b" a")],
+    "trailing space in value": [*BASE, (b"x-a", b"a ")],
+    "leading htab in value": [*BASE, (b"x-a", b"\ta")],
+    "trailing htab in value": [*BASE, (b"x-a", b"a\t")],
+    "nul in value": [*BASE, (b"x-a", b"a\x00b")],
     ":protocol without CONNECT": [*BASE, (b":protocol", b"websocket")],
     "CONNECT with :path": [(b":method", b"CONNECT"), (b":authority", b"a:1"), (b":path", b"/")],
 }
@@ -2146,8 +2152,50 @@ def test_continuation_flood_is_bounded() -> None:
     h.exchange()
     assert closed(h) == 1
     assert fed <= 2 * 1024 * 1024, f"{fed} bytes of one header block accepted"
-    assert goaway_frames(h.client.raw)
+    # h2 stops at its CONTINUATION backlog (64 frames here, 1 MiB).  Stream 1 never opened, so
+    # the GOAWAY names stream 0 (RFC 9113 6.8).
+    assert [(g.error_code, g.last_stream_id) for g in goaway_frames(h.client.raw)] == [
+        (PROTOCOL_ERROR, 0)]
     assert not h.started()
+
+
+def test_data_frame_past_our_max_frame_size_is_a_frame_size_error() -> None:
+    # RFC 9113 4.2: a frame over SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR; we make it a
+    # connection error, which 4.2 allows for any frame and 5.4.1 lets name the last stream.
+    h = H2Harness()
+    max_frame = h.client.server_settings.get(SettingCodes.MAX_FRAME_SIZE, 16384)
+    sid = h.request(b"POST", end=False)
+    frame = DataFrame(sid)
+    frame.data = b"a" * (max_frame + 1)
+    h.feed(frame.serialize())  # the h2 client would split it
+    h.exchange()
+    assert [(g.error_code, g.last_stream_id) for g in goaway_frames(h.client.raw)] == [
+        (FRAME_SIZE_ERROR, sid)]
+    assert closed(h) == 1 and ended(h, sid) == 1
+    assert h.receive(sid) == {"type": "http.disconnect"}
+    check_accounting(h)
+
+
+def test_data_after_the_clients_end_stream_is_a_stream_closed_error() -> None:
+    # RFC 9113 5.1, half-closed (remote): any frame but WINDOW_UPDATE, PRIORITY or RST_STREAM
+    # "MUST" get a stream error (5.4.2) of type STREAM_CLOSED; the connection lives.
+    h = H2Harness()
+    sid = h.request(b"POST", body=b"done")
+    assert h.receive(sid) == {"type": "http.request", "body": b"done", "more_body": False}
+    frame = DataFrame(sid)
+    frame.data = b"late"
+    h.feed(frame.serialize())  # the h2 client refuses to send it
+    h.exchange()
+    assert [(f.stream_id, f.error_code) for f in rst_frames(h.client.raw)] == [
+        (sid, STREAM_CLOSED)]
+    assert not h.client.goaways and not closed(h)
+    assert ended(h, sid) == 1
+    assert h.receive(sid) == {"type": "http.disconnect"}
+    with pytest.raises(ClientDisconnected):
+        h.send(sid, start())
+    h.finish(sid)
+    alive(h)
+    check_accounting(h)
 
 
 def test_data_on_a_closed_stream_after_the_response_is_harmless() -> None:
