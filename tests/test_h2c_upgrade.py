@@ -3,7 +3,7 @@
 The peer is h2 in client mode, upgraded the way RFC 7540 describes (``initiate_upgrade_
 connection()`` gives the ``HTTP2-Settings`` value), so every byte after the 101 is checked by an
 independent HTTP/2 implementation.  The requests that must not upgrade (a body, TLS, a second
-request, two ``HTTP2-Settings``, ``Connection`` not naming it) are answered as HTTP/1.1.
+request, no or two ``HTTP2-Settings``, ``Connection`` not naming it) are answered as HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ def upgrading_client() -> tuple[H2Connection, bytes]:
     return client, settings
 
 
-def upgrade_request(settings: bytes, target: bytes = b"/up?x=1", extra: bytes = b"",
+def upgrade_request(settings: bytes | None, target: bytes = b"/up?x=1", extra: bytes = b"",
                     connection: bytes = b"Upgrade, HTTP2-Settings") -> bytes:
+    """``settings=None``: no ``HTTP2-Settings`` field at all."""
+    line = b"" if settings is None else b"HTTP2-Settings: " + settings + b"\r\n"
     return (b"GET " + target + b" HTTP/1.1\r\nHost: example.com\r\nConnection: " + connection
-            + b"\r\nUpgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\n" + extra + b"\r\n")
+            + b"\r\nUpgrade: h2c\r\n" + line + extra + b"\r\n")
 
 
 def answer(h: Harness, sid: int, body: bytes = b"over h2") -> None:
@@ -79,7 +81,8 @@ def test_the_client_preface_in_the_same_read_as_the_request() -> None:
     assert b"".join(e.data for e in events if isinstance(e, DataReceived)) == b"over h2"
 
 
-@pytest.mark.parametrize("why", ["body", "two-settings", "not-in-connection", "http10", "tls"])
+@pytest.mark.parametrize(
+    "why", ["body", "no-settings", "two-settings", "not-in-connection", "http10", "tls"])
 def test_requests_that_may_not_upgrade_are_served_as_http11(why: str) -> None:
     # RFC 7540 3.2 and RFC 9110 7.8: ignoring an Upgrade is always allowed, so these get an
     # ordinary HTTP/1.1 answer rather than an error.
@@ -88,6 +91,8 @@ def test_requests_that_may_not_upgrade_are_served_as_http11(why: str) -> None:
     tls = None
     if why == "body":
         request = upgrade_request(settings, extra=b"Content-Length: 2\r\n") + b"hi"
+    elif why == "no-settings":
+        request = upgrade_request(None)  # RFC 7540 3.2.1: exactly one is required
     elif why == "two-settings":
         request = upgrade_request(settings, extra=b"HTTP2-Settings: " + settings + b"\r\n")
     elif why == "not-in-connection":
@@ -100,12 +105,15 @@ def test_requests_that_may_not_upgrade_are_served_as_http11(why: str) -> None:
     h = Harness(ServerConnection(Config(), now=0.0, client=("10.0.0.1", 1), server=("10.0.0.2", 80),
                                  tls=tls))
     h.feed(request)
+    assert not h.conn.closed
     (started,) = h.started()
     assert started.scope["http_version"] in ("1.1", "1.0")
     body = h.read_body(started.stream_id)
     h.respond(started.stream_id, body=b"plain " + body)
     h.finish(started.stream_id)
-    (reply,) = parse_responses(h.take_output())
+    out = h.take_output()
+    assert out.startswith(b"HTTP/1.1 200 ")  # no 101 before it
+    (reply,) = parse_responses(out)
     assert (reply.status, reply.body) == (200, b"plain " + (b"hi" if why == "body" else b""))
 
 
