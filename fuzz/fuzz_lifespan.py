@@ -1,19 +1,24 @@
 """Fuzz the Lifespan state machine with driver calls and app messages chosen by the input.
 
+Invariants (the issue's, as they apply to a protocol with no wire and no Config limits):
+
+* no exception escapes but the documented ones: AppMisuseError, and only from send();
+  DriverMisuseError never (the harness calls startup() and app_finished() once each);
+* every lifespan ends exactly once: at most one startup outcome and one shutdown outcome, a
+  terminal status absorbs (no event, no message for the app after it), and the driver never waits
+  forever: once startup() or shutdown() returned True, the outcome is queued by the time the app
+  finished or broke the protocol;
+* queues stay bounded, without a Config limit: the app's inbox holds at most one message (the
+  model's single pending slot predicts every receive()), each call queues at most one event, and a
+  whole lifespan queues at most four (two LifespanReadable, two outcomes), whatever the app sends;
+* the output (events, statuses, return values) is what an independent model written from the
+  documented rules (``asgi_sansio._lifespan``'s docstring) predicts, exactly; a LifespanReadable
+  only wakes an app that got None from receive(), and its next receive() has a message;
+  ``scope["state"]`` is ``Lifespan.state``.
+
 Each step is one of: startup() (at most once), shutdown(), the app's receive(), the app's send()
 of a lifespan answer (in or out of order, well-formed or not) or of something else, and
 app_finished() (at most once, returning or raising); the app does nothing after it finished.
-Invariants:
-
-* a model written from the documented rules (``asgi_sansio._lifespan``'s docstring) predicts
-  every return value, every AppMisuseError, the status and the exact events;
-* only AppMisuseError escapes, and only from send(); DriverMisuseError never;
-* terminal statuses absorb: no event and no message for the app after one;
-* at most one startup outcome and one shutdown outcome; a LifespanReadable only wakes an app that
-  got None from receive(), and its next receive() has a message;
-* the driver never waits forever: once startup() or shutdown() returned True, the outcome is
-  queued by the time the app finished or broke the protocol;
-* ``scope["state"]`` is ``Lifespan.state``.
 """
 
 from __future__ import annotations
@@ -163,6 +168,7 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
     awaiting: tuple[type, ...] = ()  # outcome event types the driver is waiting for
     outcomes: list[Any] = []
     owed = False  # a LifespanReadable was seen: the next receive() must give a message
+    queued = 0  # events popped so far (all of them: readables and outcomes)
     log = trace.append if trace is not None else (lambda _: None)
     while p.remaining_bytes():
         op = p.ConsumeIntInRange(0, 9)
@@ -217,6 +223,9 @@ def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) ->
         model.events = []
         check(life.status == model.status, "status", f"{life.status} != {model.status}")
         check(not (terminal_before and events), "event-after-end", repr(events))
+        queued += len(events)
+        check(len(events) <= 1 and queued <= 4, "queue-bound",
+              f"{len(events)} events now, {queued} in all")
         for event in events:
             if isinstance(event, LifespanReadable):
                 owed = True
