@@ -614,3 +614,203 @@ def misuses(draw: st.DrawFn) -> Misuse:
         return m(kind, [*base_prefix, bad], rules_if_started or {"HTTP-TX-01"}, sent)
     bad = {"type": "http.response.start", "status": 200, "headers": headers}
     return m(kind, [*base_prefix, bad], rules, sent)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP/2: requests and frames
+# --------------------------------------------------------------------------------------------
+
+_H2_NAMES = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8).map(lambda s: "x-" + s)
+_H2_VALUES = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ;=,/",
+                     max_size=20).map(str.strip)
+
+
+@dataclass(frozen=True)
+class H2Req:
+    """One valid HTTP/2 request, as fields for an h2 client (``tests.helpers.H2Client``)."""
+
+    method: bytes
+    path: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    chunks: tuple[bytes, ...]  # request body as the client sends it, one DATA frame each
+    trailers: bool  # end the request with a trailers block instead of END_STREAM on DATA
+
+
+@st.composite
+def h2_requests(draw: st.DrawFn) -> H2Req:
+    """Valid HTTP/2 requests: lowercase names, split cookies, a body in 0-4 DATA frames."""
+    method = draw(st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"OPTIONS"]))
+    segments = draw(st.lists(st.text("abcXYZ019-._~%20", min_size=1, max_size=6), max_size=3))
+    path = ("/" + "/".join(segments)).encode()
+    if draw(st.booleans()):
+        path += b"?" + draw(st.text("a=1&b%20", max_size=8)).encode()
+    headers = draw(st.lists(st.tuples(_H2_NAMES, _H2_VALUES), max_size=4))
+    cookies = draw(st.lists(st.text("abc=123", min_size=1, max_size=6), max_size=3))
+    fields = [(n.encode(), v.encode()) for n, v in headers]
+    fields += [(b"cookie", c.encode()) for c in cookies]
+    chunks = draw(st.lists(st.binary(min_size=0, max_size=600), max_size=4))
+    return H2Req(method, path, tuple(fields), tuple(chunks), draw(st.booleans()))
+
+
+def h2_frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
+    """One HTTP/2 frame built by hand (RFC 9113 4.1), for frames hyperframe will not write."""
+    return (len(payload).to_bytes(3, "big") + bytes([kind, flags]) + sid.to_bytes(4, "big")
+            + payload)
+
+
+def _hpack_literal(name: bytes, value: bytes) -> bytes:
+    # RFC 7541 6.2.2: a literal field without indexing, new name, no Huffman: no table state.
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def h2_header_block(fields: list[tuple[bytes, bytes]]) -> bytes:
+    """An HPACK block of literals that touches no table, so any decoder state reads it alike."""
+    return b"".join(_hpack_literal(n, v) for n, v in fields)
+
+
+_H2_REQUEST = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/"),
+               (b":authority", b"example.com")]
+H2_DATA, H2_HEADERS, H2_PRIORITY, H2_RST_STREAM, H2_SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
+H2_PUSH_PROMISE, H2_PING, H2_GOAWAY, H2_WINDOW_UPDATE, H2_CONTINUATION = 0x5, 0x6, 0x7, 0x8, 0x9
+END_STREAM, END_HEADERS, PADDED, PRIORITY_FLAG, ACK = 0x1, 0x4, 0x8, 0x20, 0x1
+
+
+def h2_open(sid: int, extra: list[tuple[bytes, bytes]] | None = None, end: bool = False,
+            flags: int = 0, prefix: bytes = b"") -> bytes:
+    """A HEADERS frame opening stream ``sid`` with a POST (plus ``extra`` fields)."""
+    block = prefix + h2_header_block([*_H2_REQUEST, *(extra or [])])
+    return h2_frame(H2_HEADERS, END_HEADERS | (END_STREAM if end else 0) | flags, sid, block)
+
+
+@st.composite
+def h2_valid_frames(draw: st.DrawFn) -> bytes:
+    """Valid client frames that open no stream (hyperframe builds most): PING, SETTINGS with
+    legal values or an unknown identifier, WINDOW_UPDATE, PRIORITY (on idle streams too),
+    and frames of unknown types, which RFC 9113 5.5 says a receiver must ignore."""
+    from hyperframe.frame import (
+        PingFrame,
+        PriorityFrame,
+        SettingsFrame,
+        WindowUpdateFrame,
+    )
+
+    kind = draw(st.sampled_from(["ping", "settings", "window", "priority", "unknown"]))
+    if kind == "ping":
+        ping = PingFrame(0)
+        ping.opaque_data = draw(st.binary(min_size=8, max_size=8))
+        return bytes(ping.serialize())
+    if kind == "settings":
+        values = draw(st.dictionaries(st.sampled_from([
+            SettingsFrame.HEADER_TABLE_SIZE, SettingsFrame.ENABLE_PUSH,
+            SettingsFrame.MAX_CONCURRENT_STREAMS, SettingsFrame.INITIAL_WINDOW_SIZE,
+            SettingsFrame.MAX_FRAME_SIZE, SettingsFrame.MAX_HEADER_LIST_SIZE, 0x4A4A,
+        ]), st.integers(0, 2**31 - 1), max_size=3))
+        legal = {SettingsFrame.ENABLE_PUSH: (0, 1),
+                 SettingsFrame.MAX_FRAME_SIZE: (2**14, 2**24 - 1)}
+        for setting, (low, high) in legal.items():
+            if setting in values:
+                values[setting] = low + values[setting] % (high - low + 1)
+        return bytes(SettingsFrame(0, settings=values).serialize())
+    if kind == "window":
+        # The connection's window only: on a stream still idle it would be an error (5.1).
+        return bytes(WindowUpdateFrame(0, window_increment=draw(st.integers(1, 2**16)))
+                     .serialize())
+    if kind == "priority":
+        sid = draw(st.sampled_from([1, 3, 5, 7, 9]))
+        depends = draw(st.sampled_from([0, 1, 3, 5, 7, 9]).filter(lambda d: d != sid))
+        frame = PriorityFrame(sid, depends_on=depends, stream_weight=draw(st.integers(0, 255)),
+                              exclusive=draw(st.booleans()))
+        return bytes(frame.serialize())
+    # By hand: hyperframe's ExtensionFrame writes a zero length whatever its body.
+    return h2_frame(draw(st.integers(0x20, 0xFF)), draw(st.integers(0, 255)),
+                    draw(st.sampled_from([0, 1, 3])), draw(st.binary(max_size=16)))
+
+
+@dataclass(frozen=True)
+class H2BadFrame:
+    """Client bytes that end in the frame RFC 9113 says a server must refuse, sent after the
+    preface and SETTINGS with no stream open.  ``codes``: the error codes the RFC allows;
+    ``stream``: 0 for a connection error (a GOAWAY), else the stream of a stream error (an
+    RST_STREAM there, or a GOAWAY: RFC 9113 5.4.1 lets any stream error end the connection)."""
+
+    name: str
+    wire: bytes
+    codes: frozenset[int]
+    stream: int = 0
+    rfc: str = ""
+
+
+PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED = 0x1, 0x3, 0x5
+FRAME_SIZE_ERROR, COMPRESSION_ERROR = 0x6, 0x9
+
+
+def _h2_bad_frames() -> dict[str, H2BadFrame]:
+    f, o = h2_frame, h2_open
+    p, fs, fc, sc = PROTOCOL_ERROR, FRAME_SIZE_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED
+    max_wu = (2**31 - 1).to_bytes(4, "big")
+    table = [
+        # (name, wire, code, stream of a stream error or 0, RFC 9113 section)
+        ("data_on_stream_0", f(H2_DATA, END_STREAM, 0, b"x"), p, 0, "6.1"),
+        ("data_on_idle_stream", f(H2_DATA, END_STREAM, 7, b"x"), p, 0, "5.1"),
+        ("padding_too_long", o(1) + f(H2_DATA, PADDED, 1, b"\x05abc"), p, 0, "6.1"),
+        ("headers_on_stream_0", o(0), p, 0, "6.2"),
+        ("headers_on_even_stream", o(2), p, 0, "5.1.1"),
+        ("bad_hpack", f(H2_HEADERS, END_HEADERS | END_STREAM, 1, b"\xff" * 5),
+         COMPRESSION_ERROR, 0, "4.3"),
+        ("continuation_alone", f(H2_CONTINUATION, END_HEADERS, 1, b""), p, 0, "6.10"),
+        ("oversized_frame", o(1) + f(H2_DATA, 0, 1, b"x" * (2**14 + 1)), fs, 0, "4.2"),
+        ("priority_on_stream_0", f(H2_PRIORITY, 0, 0, b"\0\0\0\0\x10"), p, 0, "6.3"),
+        ("priority_bad_length", f(H2_PRIORITY, 0, 3, b"\0\0\0\0"), fs, 3, "6.3"),
+        ("self_dependency", o(1, flags=PRIORITY_FLAG, prefix=b"\0\0\0\x01\x10"), p, 1,
+         "5.3.1"),
+        ("rst_on_stream_0", f(H2_RST_STREAM, 0, 0, b"\0\0\0\x08"), p, 0, "6.4"),
+        ("rst_on_idle_stream", f(H2_RST_STREAM, 0, 5, b"\0\0\0\x08"), p, 0, "6.4"),
+        ("rst_bad_length", o(1) + f(H2_RST_STREAM, 0, 1, b"\0\0\x08"), fs, 0, "6.4"),
+        ("settings_on_stream", f(H2_SETTINGS, 0, 1, b""), p, 0, "6.5"),
+        ("settings_bad_length", f(H2_SETTINGS, 0, 0, b"\0\x01\0\0\0"), fs, 0, "6.5"),
+        ("settings_ack_with_payload", f(H2_SETTINGS, ACK, 0, b"\0\x01\0\0\x10\0"), fs, 0,
+         "6.5"),
+        ("settings_enable_push_2", f(H2_SETTINGS, 0, 0, b"\0\x02\0\0\0\x02"), p, 0, "6.5.2"),
+        ("settings_window_too_big", f(H2_SETTINGS, 0, 0, b"\0\x04\x80\0\0\0"), fc, 0,
+         "6.5.2"),
+        ("settings_frame_size_small", f(H2_SETTINGS, 0, 0, b"\0\x05\0\0\x3f\xff"), p, 0,
+         "6.5.2"),
+        ("settings_frame_size_big", f(H2_SETTINGS, 0, 0, b"\0\x05\x01\0\0\0"), p, 0, "6.5.2"),
+        ("push_promise_from_client", o(1) + f(H2_PUSH_PROMISE, END_HEADERS, 1, b"\0\0\0\x02"
+                                              + h2_header_block(_H2_REQUEST)), p, 0, "8.4"),
+        ("ping_bad_length", f(H2_PING, 0, 0, b"1234567"), fs, 0, "6.7"),
+        ("ping_on_stream", f(H2_PING, 0, 1, b"12345678"), p, 0, "6.7"),
+        ("goaway_on_stream", f(H2_GOAWAY, 0, 1, bytes(8)), p, 0, "6.8"),
+        ("window_update_zero", f(H2_WINDOW_UPDATE, 0, 0, bytes(4)), p, 0, "6.9"),
+        ("window_update_zero_on_stream", o(1) + f(H2_WINDOW_UPDATE, 0, 1, bytes(4)), p, 1,
+         "6.9"),
+        ("window_update_bad_length", f(H2_WINDOW_UPDATE, 0, 0, bytes(3)), fs, 0, "6.9"),
+        ("window_overflow", f(H2_WINDOW_UPDATE, 0, 0, max_wu) * 2, fc, 0, "6.9.1"),
+        ("window_overflow_on_stream", o(1) + f(H2_WINDOW_UPDATE, 0, 1, max_wu) * 2, fc, 1,
+         "6.9.1"),
+        ("data_after_end_stream", o(1, end=True) + f(H2_DATA, END_STREAM, 1, b"x"), sc, 1,
+         "5.1"),
+        ("uppercase_field_name", o(1, [(b"X-Up", b"1")], end=True), p, 1, "8.2.1"),
+        ("connection_field", o(1, [(b"connection", b"close")], end=True), p, 1, "8.2.2"),
+        ("te_not_trailers", o(1, [(b"te", b"gzip")], end=True), p, 1, "8.2.2"),
+        ("unknown_pseudo_field", o(1, [(b":foo", b"1")], end=True), p, 1, "8.3"),
+        ("missing_path", f(H2_HEADERS, END_HEADERS | END_STREAM, 1, h2_header_block(
+            [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a")])), p, 1,
+         "8.3.1"),
+        ("pseudo_after_regular", f(H2_HEADERS, END_HEADERS | END_STREAM, 1, h2_header_block(
+            [(b":method", b"GET"), (b"x-a", b"1"), (b":scheme", b"http"), (b":path", b"/")])),
+         p, 1, "8.3"),
+        ("content_length_mismatch", o(1, [(b"content-length", b"5")])
+         + f(H2_DATA, END_STREAM, 1, b"abc"), p, 1, "8.1.1"),
+    ]
+    return {name: H2BadFrame(name, wire, frozenset({code}), stream, rfc)
+            for name, wire, code, stream, rfc in table}
+
+
+H2_BAD_FRAMES = _h2_bad_frames()
+
+
+def h2_invalid_frames(exclude: frozenset[str] = frozenset()) -> st.SearchStrategy[H2BadFrame]:
+    """Invalid client frame sequences, one per rule of RFC 9113 a server must enforce, each
+    with the GOAWAY or RST_STREAM code the RFC prescribes (``exclude``: names to leave out)."""
+    return st.sampled_from(sorted(set(H2_BAD_FRAMES) - exclude)).map(H2_BAD_FRAMES.__getitem__)
