@@ -95,7 +95,12 @@ REQUESTS: tuple[list[tuple[bytes, bytes]], ...] = (
     [*BASE[:3], (b":path", b"/"), (b"host", b"b")],
     [*BASE, (b"x", b" edge ")],
 )
-TRAILER_BLOCKS = ([(b"x-checksum", b"abc")], [(b":status", b"200")], [(b"x-empty", b"")])
+TRAILER_BLOCKS = (
+    [(b"x-checksum", b"abc")], [(b"x-empty", b""), (b"te", b"trailers")],
+    # malformed (RFC 9113 8.2.1/8.2.2): a stream error each
+    [(b":status", b"200")], [(b"X-Upper", b"1")], [(b"connection", b"close")],
+    [(b"te", b"gzip")], [(b"x-sum", b"a "), (b"x-b", b"1")],
+)
 DATA_SIZES = (0, 1, 5, 100, 1000, 20_000, 70_000)
 DELTAS = (0.0, 0.001, 1.0, 2.999, 3.0, 5.0, 10.0, 20.0, 60.0)
 INCREMENTS = (1, 16, 1000, 65535, 2**31 - 1)
