@@ -58,6 +58,16 @@ def ended(h: H2Harness, sid: int) -> int:
     return sum(1 for e in h.events if e == StreamEnded(sid))
 
 
+def gone_for_the_app(h: H2Harness, sid: int) -> None:
+    """The stream ended once, and its app sees it: a disconnect to receive, a send that
+    raises ClientDisconnected; then the app returns."""
+    assert ended(h, sid) == 1
+    assert h.receive(sid) == {"type": "http.disconnect"}
+    with pytest.raises(ClientDisconnected):
+        h.send(sid, start())
+    h.finish(sid)
+
+
 def check_accounting(h: H2Harness, *, all_ended: bool = True) -> None:
     """Every StreamStarted gets exactly one StreamEnded (none for streams never started), and
     ConnectionClosed, if any, comes once and last."""
@@ -281,11 +291,7 @@ def test_streamed_body_over_max_body_size_ends_the_asgi_stream() -> None:
     # SRV-16, HTTP-RX-05 (a cut-short body goes straight to disconnect), SRV-13
     h = H2Harness(max_body_size=10)
     sid = h.request(b"POST", body=b"x" * 11)
-    assert ended(h, sid) == 1
-    assert h.receive(sid) == {"type": "http.disconnect"}
-    with pytest.raises(ClientDisconnected):
-        h.send(sid, start())
-    h.finish(sid)
+    gone_for_the_app(h, sid)
     check_accounting(h)
     alive(h)
 
@@ -310,11 +316,7 @@ def test_request_body_that_stops_arriving_gets_408() -> None:
     h.tick(19.5)
     reply = h.reply(sid)
     assert reply.status == 408 and reply.ended and reply.reset == ErrorCodes.NO_ERROR
-    assert ended(h, sid) == 1
-    assert h.receive(sid) == {"type": "http.disconnect"}
-    with pytest.raises(ClientDisconnected):
-        h.send(sid, start())
-    h.finish(sid)
+    gone_for_the_app(h, sid)
     h.respond(other)  # the connection and its other streams live on
     h.finish(other)
     assert h.reply(other).status == 200
@@ -708,11 +710,7 @@ def test_pseudo_header_in_trailers_is_a_stream_error() -> None:
     h.client.c.send_headers(sid, [(b":path", b"/x")], end_stream=True)
     h.exchange()
     assert h.reply(sid).reset == PROTOCOL_ERROR
-    assert ended(h, sid) == 1
-    assert h.receive(sid) == {"type": "http.disconnect"}
-    with pytest.raises(ClientDisconnected):
-        h.send(sid, start())
-    h.finish(sid)
+    gone_for_the_app(h, sid)
     alive(h)
     check_accounting(h)
 
@@ -752,11 +750,7 @@ def test_malformed_request_trailers_are_a_stream_error(field: tuple[bytes, bytes
     assert [(f.stream_id, f.error_code) for f in rst_frames(h.client.raw)] == [
         (sid, PROTOCOL_ERROR)]
     assert h.reply(sid).status is None
-    assert ended(h, sid) == 1
-    assert h.receive(sid) == {"type": "http.disconnect"}
-    with pytest.raises(ClientDisconnected):
-        h.send(sid, start())
-    h.finish(sid)
+    gone_for_the_app(h, sid)
     assert not h.client.goaways and not closed(h)
     alive(h)
     check_accounting(h)
@@ -2189,11 +2183,7 @@ def test_data_after_the_clients_end_stream_is_a_stream_closed_error() -> None:
     assert [(f.stream_id, f.error_code) for f in rst_frames(h.client.raw)] == [
         (sid, STREAM_CLOSED)]
     assert not h.client.goaways and not closed(h)
-    assert ended(h, sid) == 1
-    assert h.receive(sid) == {"type": "http.disconnect"}
-    with pytest.raises(ClientDisconnected):
-        h.send(sid, start())
-    h.finish(sid)
+    gone_for_the_app(h, sid)
     alive(h)
     check_accounting(h)
 
