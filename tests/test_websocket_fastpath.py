@@ -10,7 +10,6 @@ exactly: the messages and disconnect the app sees, the events, and every byte wr
 from __future__ import annotations
 
 import itertools
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,21 +22,11 @@ from asgi_sansio import ClientDisconnected
 from asgi_sansio._websocket import WebSocketSession, _frame, _unmask
 
 from .conftest import examples
-from .helpers import Harness, WSClient, make_conn, raw_frame
+from .helpers import Harness, WSClient, make_conn
+from .strategies import WS_MASK, ws_frame, ws_invalid_frames, ws_valid_frames
 
-MASK = b"\x9a\x0b\x5c\xe1"
-
-
-def masked(first: int, payload: bytes, length_form: int | None = None) -> bytes:
-    """A client frame with a fixed key; ``length_form`` forces the 16- or 64-bit length."""
-    size = len(payload)
-    if length_form == 126 or (length_form is None and 126 <= size < 65536):
-        head = bytes([first, 0x80 | 126]) + struct.pack("!H", size)
-    elif length_form == 127 or (length_form is None and size >= 65536):
-        head = bytes([first, 0x80 | 127]) + struct.pack("!Q", size)
-    else:
-        head = bytes([first, 0x80 | size])
-    return head + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+MASK = WS_MASK
+masked = ws_frame  # a client frame with the fixed key
 
 
 texts = st.text(max_size=40).map(lambda t: masked(0x81, t.encode()))
@@ -46,14 +35,8 @@ longs = st.tuples(st.sampled_from([0x81, 0x82]), st.integers(126, 3000)).map(
     lambda t: masked(t[0], b"a" * t[1]))
 frames = st.one_of(
     texts, texts, binaries, binaries, longs,
-    st.just(masked(0x81, b"\xff\xfe")),  # invalid UTF-8: 1007
-    st.just(masked(0x81, b"short", length_form=126)),  # not the shortest length: 1002
-    st.just(masked(0x82, b"x", length_form=127)),
-    st.just(masked(0x01, b"frag") + masked(0x80, b"ment")),  # a fragmented text message
-    st.just(masked(0x02, b"ab") + masked(0x89, b"p") + masked(0x80, b"cd")),  # ping inside
-    st.just(masked(0x89, b"ping")),
-    st.just(masked(0x8A, b"pong")),
-    st.just(raw_frame(0x1, b"hi", mask=False)),  # unmasked: 1002
+    ws_valid_frames().map(lambda unit: unit.wire),  # fragments, control frames between them
+    ws_invalid_frames().map(lambda bad: bad.wire),  # 1002 and 1007 closes
     st.just(masked(0xC1, b"rsv1")),  # compressed (or, without deflate, an error)
     st.just(masked(0x88, b"\x03\xe8bye")),  # close 1000
     st.binary(min_size=1, max_size=8),  # garbage

@@ -36,6 +36,7 @@ from asgi_sansio import (
 
 from .conftest import examples, steps
 from .helpers import Harness, WSClient, make_conn, parse_responses, raw_frame
+from .strategies import WSBadFrame, WSUnit, ws_invalid_frames, ws_valid_frames
 
 # -- payloads -------------------------------------------------------------------------------------
 
@@ -239,6 +240,39 @@ def test_arbitrary_bytes_after_accept_never_raise(garbage: bytes, deflate: bool,
         assert client.close is not None  # failed with a Close frame, or echoed the peer's
     while (message := h.receive(1)) is not None and message["type"] == "websocket.receive":
         pass
+
+
+# RFC 6455 7.4.1: the codes a Close frame may carry (1005, 1006 and 1015 never go on the wire).
+SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)})
+
+
+@given(prefix=st.lists(ws_valid_frames(), max_size=4), bad=ws_invalid_frames(100),
+       deflate=st.booleans(), points=st.lists(st.integers(1, 400), max_size=5))
+def test_invalid_frames_close_with_the_rfc_code(prefix: list[WSUnit], bad: WSBadFrame,
+                                                deflate: bool, points: list[int]) -> None:
+    # RFC 6455 7.1.7, 7.4.1: after any valid frames, however cut, an invalid frame fails the
+    # connection with a Close carrying its code; the app gets every message before it, then
+    # websocket.disconnect with that code (WS-11); nothing raises, the connection ends once.
+    client = WSClient(deflate=deflate)
+    h = Harness(make_conn(ws_max_message_size=100))
+    h.feed(client.request)
+    h.receive(1)
+    h.send(1, {"type": "websocket.accept"})
+    client.feed(h.take_output())
+    wire = b"".join(unit.wire for unit in prefix) + bad.wire
+    for piece in cut(wire, [p for p in points if p < len(wire)]):
+        h.feed(piece)
+    client.feed(h.take_output())  # raises on anything malformed
+    assert client.close is not None, bad.name
+    assert int(client.close.code) == bad.code and bad.code in SENDABLE_CODES, bad.name
+    got = []
+    while (message := h.receive(1)) is not None and message["type"] == "websocket.receive":
+        got.append(message["text"] if message["bytes"] is None else message["bytes"])
+    assert got == [unit.message for unit in prefix if unit.message is not None]
+    assert message is not None and (message["type"], message["code"]) == (
+        "websocket.disconnect", bad.code)
+    assert sum(isinstance(e, ConnectionClosed) for e in h.events) == 1
+    assert sum(isinstance(e, StreamEnded) for e in h.events) == 1
 
 
 # -- the stateful machine --------------------------------------------------------------------------
