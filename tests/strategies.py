@@ -926,3 +926,106 @@ def ws_invalid_frames(max_message_size: int | None = None) -> st.SearchStrategy[
                 WSBadFrame("too_big_in_fragments", ws_frame(0x02, b"x" * half)
                            + ws_frame(0x80, b"x" * (over - half)), 1009)]
     return st.sampled_from(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# ASGI messages an app sends: WebSocket and lifespan
+# --------------------------------------------------------------------------------------------
+
+# RFC 6455 7.4: close codes an app may send (WS-19), and codes it may not.
+WS_APP_CLOSE_CODES = (1000, 1001, 1003, 1008, 1011, 3000, 4000, 4999)
+WS_BAD_CLOSE_CODES = (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000)
+
+
+def ws_app_messages(max_size: int = 200) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid ``websocket.send`` messages: text or bytes, the other key absent or None."""
+    def build(payload: str | bytes, other: bool) -> dict[str, Any]:
+        key, unused = ("text", "bytes") if isinstance(payload, str) else ("bytes", "text")
+        return {"type": "websocket.send", key: payload, **({unused: None} if other else {})}
+
+    return st.builds(build, st.one_of(st.text(max_size=max_size), st.binary(max_size=max_size)),
+                     st.booleans())
+
+
+@st.composite
+def ws_app_closes(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid ``websocket.close`` messages: a sendable code (or none: 1000), a reason of at most
+    123 UTF-8 bytes (or none)."""
+    message: dict[str, Any] = {"type": "websocket.close"}
+    if draw(st.booleans()):
+        message["code"] = draw(st.sampled_from(WS_APP_CLOSE_CODES))
+    if draw(st.booleans()):
+        message["reason"] = draw(st.text(max_size=30).filter(lambda r: len(r.encode()) <= 123))
+    return message
+
+
+@dataclass(frozen=True)
+class Misused:
+    """An app message that breaks the spec, and the checklist rule the error must name."""
+
+    name: str
+    message: Any
+    rule: str
+
+
+_WS_MISUSES = [
+    Misused("text_and_bytes", {"type": "websocket.send", "text": "a", "bytes": b"b"}, "WS-08"),
+    Misused("neither", {"type": "websocket.send"}, "WS-08"),
+    Misused("both_none", {"type": "websocket.send", "text": None, "bytes": None}, "WS-08"),
+    Misused("text_not_str", {"type": "websocket.send", "text": b"a"}, "WS-08"),
+    Misused("bytes_not_bytes", {"type": "websocket.send", "bytes": "a"}, "WS-08"),
+    *(Misused(f"close_code_{code}", {"type": "websocket.close", "code": code}, "WS-19")
+      for code in WS_BAD_CLOSE_CODES),
+    Misused("close_code_str", {"type": "websocket.close", "code": "1000"}, "WS-19"),
+    Misused("reason_too_long", {"type": "websocket.close", "reason": "é" * 62}, "WS-19"),
+    Misused("reason_bytes", {"type": "websocket.close", "reason": b"x"}, "WS-19"),
+    Misused("accept_again", {"type": "websocket.accept"}, "WS-08"),
+    Misused("unknown_type", {"type": "websocket.bogus"}, "MAIN-09"),
+    Misused("http_message", {"type": "http.response.start", "status": 200}, "MAIN-09"),
+    Misused("no_type", {"text": "a"}, "MAIN-09"),
+    Misused("not_a_dict", None, "MAIN-08"),
+]
+
+
+def ws_misused_app_messages() -> st.SearchStrategy[Misused]:
+    """Invalid messages from an app whose WebSocket is open (accepted), with the rule named."""
+    return st.sampled_from(_WS_MISUSES)
+
+
+LIFESPAN_ANSWERS = ("lifespan.startup.complete", "lifespan.startup.failed",
+                    "lifespan.shutdown.complete", "lifespan.shutdown.failed")
+
+
+def lifespan_answers(types: tuple[str, ...] | list[str] = LIFESPAN_ANSWERS
+                     ) -> st.SearchStrategy[dict[str, Any]]:
+    """Well-formed lifespan answers of the given types (valid when the status expects them):
+    a str ``message`` or none, and extra keys, which MAIN-10 says are ignored."""
+    return st.fixed_dictionaries(
+        {"type": st.sampled_from(list(types))},
+        optional={"message": st.text("ab é", max_size=3), "x-extra": st.integers()},
+    )
+
+
+_LIFESPAN_MISUSES = [
+    Misused("receive_message", {"type": "lifespan.startup"}, "MAIN-09"),
+    Misused("http_message", {"type": "http.response.start", "status": 200}, "MAIN-09"),
+    Misused("misspelt", {"type": "lifespan.startup.completed"}, "MAIN-09"),
+    Misused("bytes_type", {"type": b"lifespan.startup.complete"}, "MAIN-09"),
+    Misused("int_type", {"type": 1}, "MAIN-09"),
+    Misused("unhashable_type", {"type": ["x"]}, "MAIN-09"),
+    Misused("no_type", {}, "MAIN-09"),
+    Misused("not_a_dict", None, "MAIN-09"),
+    Misused("a_str", "lifespan.startup.complete", "MAIN-09"),
+]
+
+
+@st.composite
+def lifespan_misused_messages(draw: st.DrawFn) -> Misused:
+    """Invalid lifespan send-messages: not a lifespan answer (MAIN-09 in any status), or a
+    failure whose ``message`` is not a str (MAIN-09 where that failure is expected, else the
+    order is what is wrong first: LIFE-09)."""
+    if draw(st.integers(0, 3)) == 0:
+        text = draw(st.one_of(st.integers(), st.none(), st.just(b"x")))
+        kind = draw(st.sampled_from(["lifespan.startup.failed", "lifespan.shutdown.failed"]))
+        return Misused("failure_text_not_str", {"type": kind, "message": text}, "MAIN-09")
+    return draw(st.sampled_from(_LIFESPAN_MISUSES))

@@ -24,6 +24,7 @@ from asgi_sansio._lifespan import (
 )
 
 from .conftest import examples
+from .strategies import Misused, lifespan_answers, lifespan_misused_messages
 
 STARTUP = {"type": "lifespan.startup"}
 SHUTDOWN = {"type": "lifespan.shutdown"}
@@ -248,7 +249,7 @@ BAD_ANSWER_OUTCOME: dict[LifespanStatus, tuple[LifespanStatus, type[LifespanEven
 
 @pytest.mark.parametrize("status", ALL_STATUSES)
 @pytest.mark.parametrize("type_", ANSWERS)
-def test_every_status_and_answer(status: LifespanStatus, type_: str) -> None:
+def test_every_status_andlifespan_answers(status: LifespanStatus, type_: str) -> None:
     # ASGI: LIFE-09 startup -> complete|failed -> ... -> shutdown -> complete|failed, nothing else.
     lifespan = at(status)
     if (status, type_) in ALLOWED:
@@ -432,24 +433,31 @@ def test_send_after_the_app_finished_raises() -> None:
     assert lifespan.pop_events() == []
 
 
+@given(misused=lifespan_misused_messages(),
+       status=st.sampled_from(["idle", "starting", "started", "stopping"]))
+def test_misused_messages_raise_their_rule_and_end_the_protocol(misused: Misused,
+                                                                 status: LifespanStatus) -> None:
+    # MAIN-08/09, LIFE-09: whatever the live status, a misused message raises the rule it
+    # breaks and leaves a terminal status with exactly one outcome event queued.
+    lifespan = at(status)
+    expected = misused.message.get("type") if isinstance(misused.message, dict) else None
+    fits = (status, expected) in (("starting", STARTUP_FAILED), ("stopping", SHUTDOWN_FAILED))
+    rule = misused.rule if misused.name != "failure_text_not_str" or fits else "LIFE-09"
+    with pytest.raises(AppMisuseError) as caught:
+        lifespan.send(misused.message)
+    assert caught.value.rule == rule, misused.name
+    assert lifespan.status in TERMINAL_STATUSES
+    assert len(lifespan.pop_events()) == 1
+
+
 # --- Random call sequences -------------------------------------------------------------------
 # Random driver and app calls.  Only AppMisuseError may escape send(); DriverMisuseError is
 # expected exactly from a repeated startup() or app_finished(), and nothing else may escape.
 
 
-def _answer(types: list[str]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.fixed_dictionaries(
-        {"type": st.sampled_from(types)},
-        optional={"message": st.text("ab", max_size=2), "extra": st.integers()},
-    )
-
-
 _anything = st.one_of(
-    st.fixed_dictionaries(
-        {"type": st.sampled_from([*ANSWERS, "lifespan.startup", "http.response.start"])},
-        optional={"message": st.one_of(st.text("ab", max_size=2), st.integers(), st.none())},
-    ),
-    st.sampled_from([{}, {"type": 1}, None]),
+    lifespan_answers(ANSWERS),
+    lifespan_misused_messages().map(lambda misused: misused.message),
 )
 # Weighted, with a "next" step that follows the protocol from the current status, so that many
 # runs get through startup and shutdown before something goes wrong.
@@ -472,10 +480,11 @@ def _draw_op(data: st.DataObject, status: LifespanStatus, undelivered: bool) -> 
             return ("receive",)
         if status in ("starting", "stopping"):
             fitting = [type_ for (when, type_) in ALLOWED if when == status]
-            return ("send", data.draw(_answer([fitting[0], *fitting])))  # mostly "complete"
+            # mostly "complete"
+            return ("send", data.draw(lifespan_answers([fitting[0], *fitting])))
         kind = {"idle": "startup", "started": "shutdown"}.get(status, "finish")
     if kind == "answer":
-        return ("send", data.draw(_answer(ANSWERS)))
+        return ("send", data.draw(lifespan_answers(ANSWERS)))
     if kind == "anything":
         return ("send", data.draw(_anything))
     if kind == "finish":

@@ -42,6 +42,7 @@ from asgi_sansio import (
 )
 from tests.conftest import steps
 from tests.helpers import H2Client
+from tests.strategies import WS_APP_CLOSE_CODES, WS_BAD_CLOSE_CODES
 
 CLIENT = ("10.0.0.1", 5555)
 SERVER = ("10.0.0.2", 443)
@@ -67,8 +68,8 @@ LIMITS: dict[str, Any] = {
 KNOWN_BUG_WS_H2_NO_STREAM_WRITABLE = False
 MAX_STREAMS = 4  # streams the client keeps open at once (below the server's limit)
 # Close codes an app may send, and some it may not (WS-19, RFC 6455 7.4.1).
-APP_CODES = [1000, 1001, 1008, 1011, 3000, 4000]
-BAD_CODES = [999, 1004, 1005, 1006, 1015, 5000]
+APP_CODES = list(WS_APP_CLOSE_CODES)
+BAD_CODES = list(WS_BAD_CLOSE_CODES)
 # The client closes with these codes and a reason no server-initiated close uses, so a Close
 # from the server carrying them is the echo of the client's (see ``completeness``).
 CLIENT_CODES = [1000, 1001, 3001, 4999]

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,7 +37,18 @@ from asgi_sansio import (
 
 from .conftest import examples, steps
 from .helpers import Harness, WSClient, make_conn, parse_responses, raw_frame
-from .strategies import WSBadFrame, WSUnit, ws_invalid_frames, ws_valid_frames
+from .strategies import (
+    WS_APP_CLOSE_CODES,
+    WS_BAD_CLOSE_CODES,
+    Misused,
+    WSBadFrame,
+    WSUnit,
+    ws_app_closes,
+    ws_app_messages,
+    ws_invalid_frames,
+    ws_misused_app_messages,
+    ws_valid_frames,
+)
 
 # -- payloads -------------------------------------------------------------------------------------
 
@@ -275,13 +287,43 @@ def test_invalid_frames_close_with_the_rfc_code(prefix: list[WSUnit], bad: WSBad
     assert sum(isinstance(e, StreamEnded) for e in h.events) == 1
 
 
+@given(sends=st.lists(ws_app_messages(), max_size=4),
+       last=st.one_of(ws_app_closes(), ws_misused_app_messages()))
+def test_app_messages_reach_the_client_or_fail_with_their_rule(
+        sends: list[dict[str, Any]], last: dict[str, Any] | Misused) -> None:
+    # WS-08, WS-19: valid sends reach the client whole and in order, a valid close goes out
+    # as sent; a misused message raises AppMisuseError naming its rule and the client gets
+    # Close 1011 (WS-14), never a malformed frame.
+    client = WSClient()
+    h = Harness(make_conn())
+    h.feed(client.request)
+    h.receive(1)
+    h.send(1, {"type": "websocket.accept"})
+    for message in sends:
+        h.send(1, message)
+    if isinstance(last, Misused):
+        with pytest.raises(AppMisuseError) as caught:
+            h.send(1, last.message)
+        assert caught.value.rule == last.rule, last.name
+        code, reason = 1011, None
+    else:
+        h.send(1, last)
+        code, reason = last.get("code", 1000), last.get("reason") or ""
+    client.feed(h.take_output())  # raises on anything malformed
+    assert client.messages == [m.get("text") if m.get("bytes") is None else m["bytes"]
+                               for m in sends]
+    assert client.close is not None and int(client.close.code) == code
+    if reason is not None:
+        assert client.close.reason == reason
+
+
 # -- the stateful machine --------------------------------------------------------------------------
 
 BUFFER = 512
 MAX_MESSAGE = 2000
 CHUNK = 700
-VALID_CODES = [1000, 1001, 1003, 1008, 1011, 3000, 4999]
-INVALID_CODES = [999, 1004, 1005, 1006, 1015, 5000]
+VALID_CODES = list(WS_APP_CLOSE_CODES)
+INVALID_CODES = list(WS_BAD_CLOSE_CODES)
 # Rules that end the session act only when this is True (about one call in ten), so that runs
 # get past them.  Hypothesis favours the ends of a range, hence a value from the middle.
 RARELY = st.integers(0, 9).map(lambda n: n == 7)
