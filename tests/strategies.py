@@ -1,5 +1,7 @@
-"""Shared hypothesis strategies for the HTTP/1.1 core: valid and invalid requests as bytes,
-pipelined sequences, byte splits, and ASGI response scripts (valid and misusing).
+"""Shared hypothesis strategies for the tests, valid and invalid: HTTP/1.1 requests as bytes,
+pipelined sequences, byte splits and ASGI response scripts; HTTP/2 requests and frames;
+WebSocket frames; and what apps send on a WebSocket or in lifespan.  (Users' strategies live
+in ``asgi_sansio.testing.strategies``; nothing here repeats them.)
 
 Requests are serialised here by hand (not through the code under test) so that header case,
 optional whitespace, chunk extensions, leading empty lines and percent-encoding can vary; every
