@@ -147,20 +147,70 @@ HTTP11 = {
 }
 
 # --------------------------------------------------------------------------------------------
-# Detection: alpn, eof, cut points, start, payload (fuzz_detect.run)
+# Detection: alpn, eof, cut points, start, payload; then the mode (a PROXY header), the
+# ending and the operations (fuzz_detect.run, fuzz_detect.Lockstep.run)
 # --------------------------------------------------------------------------------------------
 
 PREFACE = fuzz_detect.PREFACE
 
 
 def detect(alpn: str | None, start: bytes, payload: bytes = b"", cuts: tuple[int, ...] = (),
-           eof: bool = False) -> tuple[list[int], list[bytes]]:
+           eof: bool = False, proxy: tuple[list[int], list[bytes]] | None = None,
+           ending: int = 0, ops: tuple[Step, ...] = ()) -> tuple[list[int], list[bytes]]:
+    """``proxy``: the decisions after the payload (``header()``, ``generated()``); without it
+    and ``ops`` the run stops after the bytes-only checks."""
     values = [fuzz_detect.ALPNS.index(alpn), int(eof), len(cuts), *cuts,
               fuzz_detect.STARTS.index(start), len(payload)]
-    return values, [payload] if payload else []
+    blobs = [payload] if payload else []
+    if proxy is not None or ops:
+        mode_values, mode_blobs = proxy or ([0], [])
+        values += [*mode_values, ending]
+        blobs += mode_blobs
+        for v, b in ops:
+            values += v
+            blobs += b
+    return values, blobs
+
+
+def header(data: bytes) -> tuple[list[int], list[bytes]]:
+    """A PROXY header given as bytes (mode 3: arbitrary bytes)."""
+    return [3, len(data)], [data]
+
+
+def generated(*values: int, blobs: tuple[bytes, ...] = ()) -> tuple[list[int], list[bytes]]:
+    """A header generated (mode 1) or mutated (mode 2) from the given decisions."""
+    return list(values), list(blobs)
+
+
+D_FEED: Step = ([0], [])
+D_RECV: Step = ([5], [])
+D_SHUTDOWN: Step = ([14], [])
+D_EOF: Step = ([15], [])
+
+
+def d_send(step: Step) -> Step:
+    """``start()`` / ``body()`` of the HTTP/1.1 seeds, as a detect operation."""
+    return [7, *step[0][1:]], step[1]
+
+
+def d_done(exc: bool = False) -> Step:
+    return [10, int(exc)], []
+
+
+def d_tick(seconds: float) -> Step:
+    return [11, fuzz_http11.DELTAS.index(seconds)], []
 
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+SIG = bytes.fromhex("0d0a0d0a000d0a515549540a")
+V1 = b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n"
+V1_6 = b"PROXY TCP6 2001:db8::1 2001:DB8:0:0:0:0:0:2 65535 0\r\n"
+V2 = (SIG + b"\x21\x11\x00\x13" + bytes([192, 0, 2, 1, 198, 51, 100, 2]) + b"\xdc\x04\x01\xbb"
+      + b"\x04\x00\x04pad!")  # a NOOP TLV after the addresses
+V2_6 = (SIG + b"\x21\x21\x00\x24" + bytes(range(16)) + bytes(15) + b"\x01" + b"\x00\x01\x00\x02")
+V2_LOCAL = SIG + b"\x20\x00\x00\x05hello"
+V2_UNIX = SIG + b"\x21\x31\x00\xd8" + b"/a".ljust(108, b"\0") + b"/b".ljust(108, b"\0")
+ANSWER = (D_FEED, D_RECV, d_send(start(200, 5)), d_send(body(5, False, True)), d_done())
 DETECT = {
     "preface": detect(None, PREFACE),
     "preface-split": detect(None, PREFACE, cuts=(1, 5, 23)),
@@ -175,6 +225,37 @@ DETECT = {
     "pri-http11": detect(None, b"PRI * HTTP/1.1\r\nHost: a\r\n\r\n", eof=True),
     "crlf-get": detect(None, b"\r\n", GET),
     "garbage": detect(None, b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+    # with app calls and timers, no PROXY
+    "get-answered": detect(None, GET, proxy=([0], []), ops=ANSWER),
+    "preface-prefix-timer": detect(None, PREFACE[:4], proxy=([0], []), ending=2,
+                                   ops=(D_FEED, d_tick(4.999), d_tick(0.001))),
+    # PROXY: valid headers, then a request answered by the app
+    "proxy-v1-tcp4": detect(None, GET, proxy=header(V1), ops=ANSWER),
+    "proxy-v1-tcp6-split": detect(None, GET, cuts=(9, 30, 60), proxy=header(V1_6), ops=(
+        D_FEED, D_FEED, D_FEED, *ANSWER)),
+    "proxy-v1-unknown": detect(None, GET, proxy=header(b"PROXY UNKNOWN\r\n"), ops=ANSWER),
+    "proxy-v2-tcp4-tlv": detect(None, GET, cuts=(13, 16), proxy=header(V2), ending=1,
+                                ops=(D_FEED, D_FEED, *ANSWER)),
+    "proxy-v2-tcp6-preface": detect(None, PREFACE, proxy=header(V2_6)),
+    "proxy-v2-alpn-h2": detect("h2", b"", proxy=header(V2), ending=2),
+    "proxy-v2-local": detect(None, GET, proxy=header(V2_LOCAL), ops=ANSWER),
+    "proxy-v2-unix": detect(None, GET, proxy=header(V2_UNIX), ending=1),
+    "proxy-generated-v2": detect(None, GET, proxy=generated(1, 1, 1, 0, 1, 2, 3, 2, 1, 3, 3,
+                                                            blobs=(b"abc",)), ops=ANSWER),
+    "proxy-mutated-v1": detect(None, GET, proxy=generated(2, 0, 0, 3, 0xC0000201, 2, 5, 5,
+                                                          1, 41, 1)),
+    # PROXY: refused, at the byte that decides it, or at the deadline
+    "proxy-missing": detect(None, GET, cuts=(1,), proxy=([3, 0], [])),
+    "proxy-port-65536": detect(None, GET, proxy=header(V1.replace(b"443", b"65536"))),
+    "proxy-lone-lf": detect(None, b"", proxy=header(b"PROXY UNKNOWN\n")),
+    "proxy-v2-bad-version": detect(None, b"", proxy=header(SIG + b"\x11\x11\x00\x0c")),
+    "proxy-v2-short-block": detect(None, GET, proxy=header(SIG + b"\x21\x21\x00\x0c"
+                                                           + bytes(12))),
+    "proxy-deadline": detect(None, b"", cuts=(20,), proxy=header(V1), ending=2, ops=(
+        D_FEED, d_tick(19.999), d_tick(0.001), D_FEED)),
+    "proxy-eof-mid-header": detect(None, b"", cuts=(10,), eof=True, proxy=header(V2)),
+    "proxy-shutdown-mid-header": detect(None, b"", cuts=(10,), proxy=header(V1),
+                                        ops=(D_FEED, D_SHUTDOWN)),
 }
 
 # --------------------------------------------------------------------------------------------
