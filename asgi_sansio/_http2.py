@@ -66,7 +66,12 @@ from h2.events import (
     UnknownFrameReceived,
     WindowUpdated,
 )
-from h2.exceptions import InvalidBodyLengthError, ProtocolError, StreamClosedError
+from h2.exceptions import (
+    FrameDataMissingError,
+    InvalidBodyLengthError,
+    ProtocolError,
+    StreamClosedError,
+)
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
 from h2.stream import H2Stream, H2StreamStateMachine, StreamClosedBy, StreamInputs, StreamState
@@ -291,6 +296,10 @@ class _FrameBuffer(FrameBuffer):
 
     def __next__(self) -> Any:
         data = self._data
+        if len(data) >= 9 and data[3] == 0x4 and data[4] & 0x1 and (data[0] | data[1] | data[2]):
+            # RFC 9113 6.5: a SETTINGS ACK with a payload is a FRAME_SIZE_ERROR (hyperframe's
+            # error would make it h2's PROTOCOL_ERROR); h2 answers this one with that code.
+            raise FrameDataMissingError("a SETTINGS ACK frame with a payload")
         if len(data) >= 9 and data[3] == 0x1 and _H2.fast and not self._headers_buffer:
             flags = _OPENING_FLAGS.get(data[4])
             length = (data[0] << 16) | (data[1] << 8) | data[2]
