@@ -60,6 +60,8 @@ from tests.strategies import (
     splits,
 )
 
+from .conftest import steps
+
 # A checklist ID: MAIN-09, HTTP-TX-12, SRV-01, EXT-TRAILERS-05, ...
 RULE_ID = re.compile(r"(MAIN|VER|HTTP-(SCOPE|RX|TX|ERR)|SRV|AMB|EXT-[A-Z]+)-\d{2}")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -1231,4 +1233,4 @@ def next_message(draw: st.DrawFn, model: StreamModel) -> tuple[Any, bool]:
 
 
 TestHTTP11Machine = HTTP11Machine.TestCase
-TestHTTP11Machine.settings = settings(stateful_step_count=50)
+TestHTTP11Machine.settings = settings(stateful_step_count=steps(50))

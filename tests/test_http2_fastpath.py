@@ -27,6 +27,7 @@ from asgi_sansio._http2 import _H2
 
 from . import test_http2_properties as h2_props
 from . import test_websocket_h2_machine as ws_h2
+from .conftest import steps
 from .helpers import H2_PREFACE, H2Client
 
 
@@ -101,9 +102,9 @@ class FastPathWebSocketH2Machine(ws_h2.WebSocketH2Machine):
 
 
 TestFastPathH2Machine = FastPathH2Machine.TestCase
-TestFastPathH2Machine.settings = settings(stateful_step_count=80)
+TestFastPathH2Machine.settings = settings(stateful_step_count=steps(80))
 TestFastPathWebSocketH2Machine = FastPathWebSocketH2Machine.TestCase
-TestFastPathWebSocketH2Machine.settings = settings(stateful_step_count=40)
+TestFastPathWebSocketH2Machine.settings = settings(stateful_step_count=steps(40))
 
 
 def _respond(conn: Any, client: H2Client, headers: list[tuple[bytes, bytes]],

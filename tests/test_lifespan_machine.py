@@ -34,6 +34,8 @@ from asgi_sansio._lifespan import (
     StartupFailed,
 )
 
+from .conftest import steps
+
 STARTUP = {"type": "lifespan.startup"}
 SHUTDOWN = {"type": "lifespan.shutdown"}
 STARTUP_COMPLETE = "lifespan.startup.complete"
@@ -383,4 +385,4 @@ class LifespanMachine(RuleBasedStateMachine):
 
 TestLifespanMachine = LifespanMachine.TestCase
 # The example count comes from the profile (tests/conftest.py).
-TestLifespanMachine.settings = settings(stateful_step_count=30)
+TestLifespanMachine.settings = settings(stateful_step_count=steps(30))
