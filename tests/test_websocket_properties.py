@@ -233,18 +233,24 @@ def test_any_split_gives_the_same_messages(script: Script, data: st.DataObject) 
         assert decoder.close is not None and int(decoder.close.code) == (script.close[0] or 1005)
 
 
+def accepted(deflate: bool = False, **config: Any) -> tuple[WSClient, Harness]:
+    """A client and a server connection whose app accepted the client's handshake."""
+    client = WSClient(deflate=deflate)
+    h = Harness(make_conn(**config))
+    h.feed(client.request)
+    h.receive(1)
+    h.send(1, {"type": "websocket.accept"})
+    client.feed(h.take_output())
+    return client, h
+
+
 @settings(max_examples=examples(60))
 @given(garbage=st.binary(max_size=200), deflate=st.booleans(), points=st.lists(
     st.integers(1, 199), max_size=4))
 def test_arbitrary_bytes_after_accept_never_raise(garbage: bytes, deflate: bool,
                                                   points: list[int]) -> None:
     # Bad peer input never raises (design: _errors.py); the answer is a well-formed Close.
-    client = WSClient(deflate=deflate)
-    h = Harness(make_conn(ws_max_message_size=100))
-    h.feed(client.request)
-    h.receive(1)
-    h.send(1, {"type": "websocket.accept"})
-    client.feed(h.take_output())
+    client, h = accepted(deflate, ws_max_message_size=100)
     for piece in cut(garbage, [p for p in points if p < len(garbage)]):
         h.feed(piece)
     client.feed(h.take_output())  # raises on anything malformed
@@ -265,12 +271,7 @@ def test_invalid_frames_close_with_the_rfc_code(prefix: list[WSUnit], bad: WSBad
     # RFC 6455 7.1.7, 7.4.1: after any valid frames, however cut, an invalid frame fails the
     # connection with a Close carrying its code; the app gets every message before it, then
     # websocket.disconnect with that code (WS-11); nothing raises, the connection ends once.
-    client = WSClient(deflate=deflate)
-    h = Harness(make_conn(ws_max_message_size=100))
-    h.feed(client.request)
-    h.receive(1)
-    h.send(1, {"type": "websocket.accept"})
-    client.feed(h.take_output())
+    client, h = accepted(deflate, ws_max_message_size=100)
     wire = b"".join(unit.wire for unit in prefix) + bad.wire
     for piece in cut(wire, [p for p in points if p < len(wire)]):
         h.feed(piece)
