@@ -102,7 +102,7 @@ class Config:
     # begin with a version 1 or 2 header (the specification forbids guessing), its addresses
     # become the scope's ``client`` and ``server``, and one without a valid header within
     # ``head_timeout`` is dropped unanswered.  Anyone who can connect directly could otherwise
-    # claim any address.  On plain connections only: TLS hides the header from the core.
+    # claim any address.  Over TLS the header precedes the handshake: the drivers read it.
     proxy_protocol: bool = False
 
     # --- scope and response decoration -------------------------------------------------------

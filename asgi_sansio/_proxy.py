@@ -17,9 +17,9 @@ The specification's rules that matter for safety, and how they are kept:
   IPv4 or IPv6 keep the connection's real endpoints, as the specification says.
 
 A TLS connection carries the header before the TLS handshake, out of the core's sight: a driver
-that terminates TLS itself must call ``parse_proxy_header`` on the raw bytes first and pass the
-addresses as ``client``/``server``.  The built-in drivers do not do that yet, and refuse to
-combine the option with TLS.
+that terminates TLS reads it from the raw socket first, ``proxy_header_wants`` bytes at a time
+so that not one byte of the handshake is taken with it, and passes the addresses to
+``ServerConnection`` as ``client``/``server`` (the built-in drivers do, in ``_serving``).
 """
 
 from __future__ import annotations
@@ -62,6 +62,18 @@ def parse_proxy_header(data: bytes) -> tuple[ProxyHeader, int] | None:
     if data[:6] == V1_PREFIX[: len(data)]:
         return _parse_v1(data) if len(data) > 6 else None
     raise ProxyHeaderError("the connection does not begin with a PROXY protocol header")
+
+
+def proxy_header_wants(data: bytes) -> int:
+    """How many bytes to read next after ``data``, a proper beginning of a header, without
+    reading past the header's end: the rest of a version 2 header is known from its length
+    field, a version 1 line ends at the first CRLF (two bytes are safe unless the last was
+    CR)."""
+    if data[:1] == V2_SIGNATURE[:1]:
+        if len(data) < 16:
+            return 16 - len(data)
+        return 16 + int.from_bytes(data[14:16], "big") - len(data)
+    return 1 if not data or data[-1:] == b"\r" else 2
 
 
 def _parse_v1(data: bytes) -> tuple[ProxyHeader, int] | None:

@@ -50,6 +50,7 @@ from ._lifespan import (
     StartupComplete,
     StartupFailed,
 )
+from ._proxy import ProxyHeader, ProxyHeaderError, parse_proxy_header, proxy_header_wants
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -645,11 +646,6 @@ class ServerBase(Generic[W]):
         self.signals = signals
         self.ssl = ssl
         if ssl is not None:
-            if self.config.proxy_protocol:
-                # The header comes before the TLS handshake, which the event loop's TLS layer
-                # would take for a broken ClientHello: refuse rather than drop every client.
-                raise ValueError("Config.proxy_protocol cannot be combined with TLS here: "
-                                 "terminate TLS at the proxy, or serve plain connections")
             ssl.set_alpn_protocols(ALPN_PROTOCOLS)
         self.state: dict[str, Any] | None = None
         self.connections: set[DriverConnection[W]] = set()
@@ -766,6 +762,28 @@ class ServerBase(Generic[W]):
                 if uds is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(uds)
+
+    async def read_proxy_header(
+        self, recv: Callable[[int], Awaitable[bytes]]
+    ) -> ProxyHeader | None:
+        """The PROXY protocol header in front of a TLS handshake (the core reads it itself on
+        plain connections), read ``recv(n)`` by ``recv(n)`` so that no byte of the handshake
+        goes with it; None if it is invalid, cut short or not whole within ``head_timeout``:
+        the driver then drops the connection unanswered."""
+        found: list[ProxyHeader] = []
+
+        async def read() -> None:
+            data = b""
+            while (parsed := parse_proxy_header(data)) is None:
+                chunk = await recv(proxy_header_wants(data))
+                if not chunk:
+                    return
+                data += chunk
+            found.append(parsed[0])
+
+        with contextlib.suppress(ProxyHeaderError, OSError):
+            await self.loop.run_until(read, self.loop.time() + self.config.head_timeout)
+        return found[0] if found else None
 
     async def accept_until_stopped(self, ready: Callable[[Any], object] | None) -> None:
         """Mark the server started, call ``ready(self)``, and wait for ``shutdown()``."""

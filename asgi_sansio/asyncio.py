@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import Context
 from typing import Any, cast
 
+from ._proxy import ProxyHeader
 from ._serving import (
     DriverConnection,
     DriverStream,
@@ -71,8 +72,9 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
 
     server: Server
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, proxied: ProxyHeader | None = None) -> None:
         super().__init__(server)
+        self._proxied = proxied  # the PROXY header read before the TLS handshake, if any
         self._loop = asyncio.get_running_loop()
         self._closed = False  # the transport is closing or gone: write nothing more
         self._reading = True
@@ -93,10 +95,10 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
             # written separately wait ~40 ms behind the client's delayed ACK (Nagle).
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.open(
-            transport.get_extra_info("peername"), transport.get_extra_info("sockname"),
-            transport.get_extra_info("ssl_object"),
-        )
+        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+        if self._proxied is not None and self._proxied.client is not None:
+            peer, local = self._proxied.client, self._proxied.server
+        self.open(peer, local, transport.get_extra_info("ssl_object"))
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data, self._loop.time())
@@ -197,6 +199,53 @@ class _HTTPProtocol(DriverConnection[Waiter], asyncio.Protocol):
         task.add_done_callback(self.server.app_done)
 
 
+class _ProxiedTLSListener:
+    """Accepts TLS connections behind a PROXY protocol header, which precedes the handshake
+    where ``create_server(ssl=...)`` would take it for a broken ClientHello: each accepted
+    socket's header is read first (no byte further), then asyncio's TLS takes the socket."""
+
+    def __init__(self, server: Server, sock: socket.socket) -> None:
+        self._server = server
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._opening: set[asyncio.Task[None]] = set()
+        self._task = self._loop.create_task(self._accept())
+
+    async def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = await self._loop.sock_accept(self._sock)
+            except OSError as error:  # out of descriptors or memory: as asyncio's own server
+                logger.error("Cannot accept a connection now: %s", error)
+                await asyncio.sleep(0.1)
+                continue
+            client.setblocking(False)
+            task = self._loop.create_task(self._open(client))
+            self._opening.add(task)
+            task.add_done_callback(self._opening.discard)
+
+    async def _open(self, client: socket.socket) -> None:
+        loop, server = self._loop, self._server
+        try:
+            header = await server.read_proxy_header(lambda n: loop.sock_recv(client, n))
+            if header is not None:
+                await loop.connect_accepted_socket(
+                    lambda: _HTTPProtocol(server, header), client, ssl=server.ssl)
+                return  # the transport owns the socket now
+        except (OSError, asyncio.TimeoutError):  # a failed handshake: ssl.SSLError is an OSError
+            pass
+        except asyncio.CancelledError:  # the server is closing
+            client.close()
+            raise
+        client.close()
+
+    def close(self) -> None:
+        self._task.cancel()
+        for task in self._opening:
+            task.cancel()
+        self._sock.close()
+
+
 class _Lifespan(LifespanRunner[Waiter]):
     _task: asyncio.Task[None]
 
@@ -247,9 +296,14 @@ class Server(ServerBase[Waiter]):
                 create = loop.create_unix_server if sock.family == socket.AF_UNIX else (
                     loop.create_server
                 )
-                listener = await create(
-                    lambda: _HTTPProtocol(self), sock=sock, ssl=self.ssl, backlog=self.backlog
-                )
+                listener: asyncio.Server | _ProxiedTLSListener
+                if self.ssl is not None and self.config.proxy_protocol:
+                    listener = _ProxiedTLSListener(self, sock)
+                else:
+                    listener = await create(
+                        lambda: _HTTPProtocol(self), sock=sock, ssl=self.ssl,
+                        backlog=self.backlog,
+                    )
                 trigger: asyncio.Task[None] | None = None
                 try:
                     if watch_trigger is None:

@@ -385,9 +385,16 @@ class Server(shared.ServerBase[trio.Event]):
             return
         tls = None
         if self.ssl is not None:
+            raw = trio.socket.from_stdlib_socket(sock)
+            if self.config.proxy_protocol:  # before the handshake, out of the core's sight
+                header = await self.read_proxy_header(raw.recv)
+                if header is None:
+                    _close(sock)
+                    return
+                if header.client is not None:
+                    peer, local = header.client, header.server
             tls = trio.SSLStream(
-                trio.SocketStream(trio.socket.from_stdlib_socket(sock)), self.ssl,
-                server_side=True, https_compatible=True,
+                trio.SocketStream(raw), self.ssl, server_side=True, https_compatible=True,
             )
             try:
                 with trio.fail_after(_HANDSHAKE_TIMEOUT):

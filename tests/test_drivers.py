@@ -994,15 +994,8 @@ def test_curl_sends_a_proxy_protocol_header_over_http11_and_http2(driver: Driver
     driver.run(main)
 
 
-def test_proxy_protocol_with_tls_is_refused_up_front(
-    driver: Driver, tls: dict[str, Any]
-) -> None:
-    with pytest.raises(ValueError, match="proxy_protocol cannot be combined with TLS"):
-        driver.server(addresses_app, ssl=tls["server"], config=Config(proxy_protocol=True))
-
-
 @pytest.fixture
-def tls() -> dict[str, Any]:
+def tls(tmp_path: Path) -> dict[str, Any]:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -1011,7 +1004,9 @@ def tls() -> dict[str, Any]:
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     pem = cert.cert_chain_pems[0].bytes().decode()
-    return {"server": server_context, "client": client_context, "pem": pem}
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return {"server": server_context, "client": client_context, "pem": pem, "ca_file": ca_file}
 
 
 def test_tls_with_httpx(driver: Driver, tls: dict[str, Any]) -> None:
@@ -1042,6 +1037,46 @@ def test_tls_with_httpx(driver: Driver, tls: dict[str, Any]) -> None:
     assert tls_ext["tls_version"] in (0x0303, 0x0304)
     assert isinstance(tls_ext["cipher_suite"], int)
     assert tls_ext["client_cert_chain"] == []
+
+
+def test_proxy_protocol_before_tls_is_read_before_the_handshake(
+    driver: Driver, tls: dict[str, Any]
+) -> None:
+    async def main() -> None:
+        config = Config(proxy_protocol=True)
+        async with driver.serving(addresses_app, lifespan="off", config=config,
+                                  ssl=tls["server"]) as server:
+            raw = await anyio.connect_tcp("127.0.0.1", server.port)
+            # The header and the ClientHello may share a segment: not a byte too many is read.
+            await raw.send(b"PROXY TCP4 203.0.113.9 198.51.100.1 61000 443\r\n")
+            stream = await TLSStream.wrap(raw, hostname="localhost", ssl_context=tls["client"],
+                                          standard_compatible=False)
+            client = Client(stream)  # type: ignore[arg-type]
+            await client.write(get("/"))
+            [(head, body)] = await client.responses(1)
+            assert head.status_code == 200 and json.loads(body) == [
+                ["203.0.113.9", 61000], ["198.51.100.1", 443]]
+            await stream.aclose()
+            # A TLS client without the header is dropped before any handshake answer.
+            raw = await anyio.connect_tcp("127.0.0.1", server.port)
+            await raw.send(b"\x16\x03\x01\x00\x05hello")
+            assert await Client(raw).read_all() == b""
+            await raw.aclose()
+            if shutil.which("curl") is None:
+                return
+            ca = Path(tls["ca_file"])
+            for version in ("--http1.1", "--http2"):
+                curl = await anyio.run_process(
+                    ["curl", "-sS", "--max-time", "5", "--haproxy-protocol", version,
+                     "--cacert", str(ca), "-w", " %{http_version} %{local_port}",
+                     f"https://localhost:{server.port}/"], check=False)
+                assert curl.returncode == 0, curl.stderr
+                answer, http_version, port = curl.stdout.decode().rsplit(" ", 2)
+                assert http_version == ("1.1" if version == "--http1.1" else "2")
+                assert json.loads(answer) == [["127.0.0.1", int(port)],
+                                              ["127.0.0.1", server.port]]
+
+    driver.run(main)
 
 
 def test_tls_alpn_picks_the_clients_protocol_and_a_bad_handshake_is_dropped(

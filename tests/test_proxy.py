@@ -27,6 +27,7 @@ from asgi_sansio import (
     StreamStarted,
     parse_proxy_header,
 )
+from asgi_sansio._proxy import proxy_header_wants
 from tests.helpers import request_bytes
 
 REAL_CLIENT = ("10.0.0.1", 5555)
@@ -314,3 +315,19 @@ def test_any_split_of_header_and_request_gives_the_same_scope(
             break
     [scope] = scopes(c)
     assert (scope["client"], scope["server"]) == case[1:]
+
+
+@given(headers(), st.binary(min_size=1, max_size=30), st.lists(st.integers(1, 64), max_size=40))
+def test_reading_what_the_parser_wants_never_takes_a_byte_past_the_header(
+    case: tuple[bytes, tuple[str, int], tuple[str, int]], rest: bytes, short: list[int]
+) -> None:
+    """A driver in front of TLS reads ``proxy_header_wants`` bytes at a time (a read may give
+    fewer): the header comes out whole, and the handshake's bytes stay in the socket."""
+    header = case[0]
+    wire, data = header + rest, b""
+    while (parsed := parse_proxy_header(data)) is None:
+        want = proxy_header_wants(data)
+        assert want >= 1
+        got = min(want, short.pop() if short else want)  # what one recv() happened to return
+        data += wire[len(data) : len(data) + got]
+    assert data == header and parsed[1] == len(header)
