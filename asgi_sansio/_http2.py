@@ -296,11 +296,10 @@ class _FrameBuffer(FrameBuffer):
 
     def __next__(self) -> Any:
         data = self._data
-        if len(data) >= 9 and data[3] == 0x4 and data[4] & 0x1 and (data[0] | data[1] | data[2]):
-            # RFC 9113 6.5: a SETTINGS ACK with a payload is a FRAME_SIZE_ERROR (hyperframe's
-            # error would make it h2's PROTOCOL_ERROR); h2 answers this one with that code.
-            raise FrameDataMissingError("a SETTINGS ACK frame with a payload")
-        if len(data) >= 9 and data[3] == 0x1 and _H2.fast and not self._headers_buffer:
+        if len(data) < 9:
+            return super().__next__()
+        kind = data[3]
+        if kind == 0x1 and _H2.fast and not self._headers_buffer:
             flags = _OPENING_FLAGS.get(data[4])
             length = (data[0] << 16) | (data[1] << 8) | data[2]
             sid = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
@@ -308,6 +307,10 @@ class _FrameBuffer(FrameBuffer):
                 frame = _Opening(sid, flags, bytes(data[9 : 9 + length]))
                 del data[: 9 + length]
                 return frame
+        elif kind == 0x4 and data[4] & 0x1 and (data[0] | data[1] | data[2]):
+            # RFC 9113 6.5: a SETTINGS ACK with a payload is a FRAME_SIZE_ERROR (hyperframe's
+            # error would make it h2's PROTOCOL_ERROR); h2 answers this one with that code.
+            raise FrameDataMissingError("a SETTINGS ACK frame with a payload")
         return super().__next__()
 
 
