@@ -399,13 +399,14 @@ def v2_header(p: Any) -> bytes:
 
 
 def mutate(p: Any, header: bytes) -> bytes:
-    """A few byte-level edits: overwrite, +1 (65535 becomes 65536), delete, insert, cut."""
+    """A few byte-level edits: overwrite, +1 (65535 becomes 65536), delete, insert, cut, -1
+    (a v2 length one short of its addresses)."""
     out = bytearray(header)
     for _ in range(p.ConsumeIntInRange(1, 4)):
         if not out:
             break
         at = p.ConsumeIntInRange(0, len(out) - 1)
-        how = p.ConsumeIntInRange(0, 4)
+        how = p.ConsumeIntInRange(0, 5)
         if how == 0:
             out[at] = p.ConsumeIntInRange(0, 255)
         elif how == 1:
@@ -414,8 +415,10 @@ def mutate(p: Any, header: bytes) -> bytes:
             del out[at]
         elif how == 3:
             out.insert(at, p.ConsumeIntInRange(0, 255))
-        else:
+        elif how == 4:
             del out[at:]
+        else:
+            out[at] = (out[at] - 1) & 0xFF
     return bytes(out)
 
 

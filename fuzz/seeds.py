@@ -251,6 +251,8 @@ DETECT = {
     "proxy-v2-bad-version": detect(None, b"", proxy=header(SIG + b"\x11\x11\x00\x0c")),
     "proxy-v2-short-block": detect(None, GET, proxy=header(SIG + b"\x21\x21\x00\x0c"
                                                            + bytes(12))),
+    "proxy-v2-inet-one-short": detect(None, GET, proxy=header(SIG + b"\x21\x11\x00\x0b"
+                                                              + bytes(11))),
     "proxy-deadline": detect(None, b"", cuts=(20,), proxy=header(V1), ending=2, ops=(
         D_FEED, d_tick(19.999), d_tick(0.001), D_FEED)),
     "proxy-eof-mid-header": detect(None, b"", cuts=(10,), eof=True, proxy=header(V2)),
