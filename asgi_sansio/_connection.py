@@ -245,12 +245,14 @@ class _AwaitingProxyHeader:
     a deadline (``head_timeout`` from the connection's start) against peers that never finish
     it.  Ending in any way drops the connection without a word, as the specification asks."""
 
-    wants_read = True
-
     def __init__(self, deadline: float) -> None:
         self._deadline = deadline
         self.closed = False
         self._events: list[Event] = []
+
+    @property
+    def wants_read(self) -> bool:
+        return not self.closed  # as the protocols: nothing more is read once closed
 
     def drop(self) -> None:
         if not self.closed:

@@ -12,7 +12,10 @@ The specification's rules that matter for safety, and how they are kept:
   without a valid header is dropped, without any answer (the peer is not an HTTP client of
   ours); with it off, nothing here runs and ``PROXY ...`` is just a bad HTTP request.
 * The header is bounded: version 1 is one line of at most 107 bytes, version 2 at most
-  16 + 65,535 bytes, and each is refused as soon as its first bytes cannot begin one.
+  16 + 65,535 bytes.  It is refused as soon as it cannot become valid: at a byte that departs
+  from both signatures, a lone CR or LF, the 107th byte of a line without its CRLF, or a
+  version 2 block's fixed 16 bytes.  A version 1 line's fields are judged at its CRLF, as the
+  specification says to wait for it.
 * ``LOCAL`` (version 2), ``UNKNOWN`` (version 1) and address families other than TCP over
   IPv4 or IPv6 keep the connection's real endpoints, as the specification says.
 
@@ -83,6 +86,9 @@ def _parse_v1(data: bytes) -> tuple[ProxyHeader, int] | None:
         if len(data) >= V1_MAX or b"\n" in data or b"\r" in data[:-1]:
             raise ProxyHeaderError("a version 1 header is one line of at most 107 bytes")
         return None
+    if b"\r" in data[:end] or b"\n" in data[:end]:
+        # A lone CR or LF before the CRLF: refused as it would be had the CRLF come later.
+        raise ProxyHeaderError("a version 1 header is one line of at most 107 bytes")
     fields = data[6:end].split(b" ")
     if fields[0] == b"UNKNOWN":  # the rest of the line is to be ignored
         return ProxyHeader(1, None, None), end + 2

@@ -67,21 +67,12 @@ START = 1000.0  # the driver's clock at the connection's start
 
 # Core bugs this harness found that are not fixed yet: tolerated like ``KNOWN_ISSUES`` (which
 # lives in _common.py; move them there), enforced by ``tolerate=()`` and FUZZ_STRICT=1.
-OPEN_ISSUES: dict[str, str] = {
-    "proxy-drop-wants-read": "a connection dropped for its PROXY header still says wants_read",
-    "proxy-drop-lone-cr-lf": "a v1 UNKNOWN line with a lone CR or LF is taken, up to a later "
-                             "CRLF, when that CRLF comes in the same read",
-}
-
-
 def run_one(data: bytes, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) -> None:
     """Run one input; raises ``Violation`` (or whatever escaped the core) on failure."""
     run(provider(data), tolerate, trace)
 
 
 def run(p: Any, tolerate: Any = KNOWN_ISSUES, trace: list[str] | None = None) -> None:
-    if tolerate is KNOWN_ISSUES:
-        tolerate = {**KNOWN_ISSUES, **OPEN_ISSUES}
     check = Checker(tolerate)
     alpn = pick(p, ALPNS)
     eof = p.ConsumeIntInRange(0, 1) == 1
