@@ -72,7 +72,7 @@ class ServerConnection:
         self.config = config if config is not None else Config()
         self._args: dict[str, Any] = {
             "client": client, "server": server, "tls": tls, "state": state,
-            "wall_offset": wall_offset,
+            "wall_offset": wall_offset, "secure": False,
         }
         self._proto: HTTP11Connection | HTTP2Connection | _AwaitingProxyHeader
         # Bytes held back while deciding between HTTP/1.1 and the HTTP/2 preface.  Bounded by
@@ -120,6 +120,7 @@ class ServerConnection:
         if header.client is not None:
             self._args["client"] = header.client
             self._args["server"] = header.server
+        self._args["secure"] = header.tls  # TLS ended at the balancer: https all the same
         self._start(now)
         return buffer[size:]
 

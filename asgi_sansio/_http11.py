@@ -460,12 +460,14 @@ class HTTP11Connection:
         tls: dict[str, Any] | None,
         state: dict[str, Any] | None,
         wall_offset: float,
+        secure: bool = False,
     ) -> None:
         self.config = config
         self._wire = _Wire(config)
         self._client = client
         self._server = server
-        self._scheme = "https" if tls is not None else "http"
+        # ``secure``: TLS ended before us, at a balancer that said so (a PROXY header's field).
+        self._scheme = "https" if tls is not None or secure else "http"
         self._tls = tls
         self._state = state
         self._wall_offset = wall_offset
@@ -804,7 +806,7 @@ class HTTP11Connection:
             "http_version": "1.1",
             "server": self._server,
             "client": self._client,
-            "scheme": "wss" if self._tls is not None else "ws",
+            "scheme": "wss" if self._scheme == "https" else "ws",
             "root_path": self._root_path,
             "path": self._root_path + path,
             "raw_path": self._root_path_raw + raw_path,

@@ -700,12 +700,14 @@ class HTTP2Connection:
         state: dict[str, Any] | None,
         wall_offset: float,
         upgrade: H2cUpgrade | None = None,
+        secure: bool = False,
     ) -> None:
         self.config = config
         self._client = client
         self._server = server
         self._tls = tls
-        self._scheme = "https" if tls is not None else "http"
+        # The scheme of pushed requests; a client's request carries its own ``:scheme``.
+        self._scheme = "https" if tls is not None or secure else "http"
         self._state = state
         self._wall_offset = wall_offset
         self._root_path = config.root_path

@@ -18,6 +18,10 @@ The specification's rules that matter for safety, and how they are kept:
   specification says to wait for it.
 * ``LOCAL`` (version 2), ``UNKNOWN`` (version 1) and address families other than TCP over
   IPv4 or IPv6 keep the connection's real endpoints, as the specification says.
+* A version 2 header's ``PP2_TYPE_SSL`` field with its ``PP2_CLIENT_SSL`` bit says the client
+  reached the balancer over TLS (HAProxy's ``send-proxy-v2-ssl``): the scope's scheme is then
+  ``https`` (``wss``), as if TLS had ended here.  Other fields are skipped, and so are fields
+  that overrun the block.
 
 A TLS connection carries the header before the TLS handshake, out of the core's sight: a driver
 that terminates TLS reads it from the raw socket first, ``proxy_header_wants`` bytes at a time
@@ -36,6 +40,7 @@ V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 # Bytes of the two addresses and two ports, by address family: UNSPEC, INET, INET6, UNIX.
 _V2_ADDRESS_SIZE = (0, 12, 36, 216)
 _V2_TCP = {0x11: 4, 0x21: 16}  # TCP over IPv4 or IPv6: the size of one address
+_PP2_TYPE_SSL, _PP2_CLIENT_SSL = 0x20, 0x01
 
 
 class ProxyHeaderError(ValueError):
@@ -46,11 +51,12 @@ class ProxyHeaderError(ValueError):
 class ProxyHeader:
     """A parsed header.  ``client`` and ``server`` are ``(host, port)`` for the scope, or
     ``None`` where the connection's real endpoints stand (``LOCAL``, ``UNKNOWN``, or an address
-    family other than TCP over IPv4/IPv6)."""
+    family other than TCP over IPv4/IPv6).  ``tls``: the client spoke TLS to the balancer."""
 
     version: int
     client: tuple[str, int] | None
     server: tuple[str, int] | None
+    tls: bool = False
 
 
 def parse_proxy_header(data: bytes) -> tuple[ProxyHeader, int] | None:
@@ -141,4 +147,19 @@ def _parse_v2(data: bytes) -> tuple[ProxyHeader, int] | None:
     destination = str(kind(body[size : 2 * size]))
     source_port = int.from_bytes(body[2 * size : 2 * size + 2], "big")
     destination_port = int.from_bytes(body[2 * size + 2 : 2 * size + 4], "big")
-    return ProxyHeader(2, (source, source_port), (destination, destination_port)), total
+    tls = _client_used_tls(body[2 * size + 4 :])
+    return ProxyHeader(2, (source, source_port), (destination, destination_port), tls), total
+
+
+def _client_used_tls(fields: bytes) -> bool:
+    """Whether the TLV fields after the addresses hold PP2_TYPE_SSL with PP2_CLIENT_SSL."""
+    at = 0
+    while at + 3 <= len(fields):
+        kind, size = fields[at], int.from_bytes(fields[at + 1 : at + 3], "big")
+        value = fields[at + 3 : at + 3 + size]
+        if len(value) < size:
+            return False  # it overruns the block: nothing after it can be trusted
+        if kind == _PP2_TYPE_SSL and size >= 5:  # client flags, then a 32-bit verify result
+            return bool(value[0] & _PP2_CLIENT_SSL)
+        at += 3 + size
+    return False

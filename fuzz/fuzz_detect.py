@@ -184,7 +184,8 @@ class ProxyModel:
 
     @staticmethod
     def judge(data: bytes) -> tuple[Any, ...]:
-        """``MORE``, ``("invalid", rule)`` or ``("valid", size, client, server)``."""
+        """``MORE``, ``("invalid", rule)`` or ``("valid", size, client, server, secure)``
+        (``secure``: a v2 SSL field says the client spoke TLS to the balancer)."""
         if not data:
             return ProxyModel.MORE
         if data[0] == V1_PREFIX[0]:
@@ -212,7 +213,7 @@ def _judge_v1(data: bytes) -> tuple[Any, ...]:
 
 def _v1_fields(body: bytes, size: int) -> tuple[Any, ...]:
     if body == b"UNKNOWN" or body.startswith(b"UNKNOWN "):
-        return ("valid", size, None, None)
+        return ("valid", size, None, None, False)
     fields = body.split(b" ")
     if len(fields) != 5 or fields[0] not in (b"TCP4", b"TCP6"):
         return BAD_FIELDS
@@ -221,7 +222,7 @@ def _v1_fields(body: bytes, size: int) -> tuple[Any, ...]:
     sport, dport = _port(fields[3]), _port(fields[4])
     if source is None or destination is None or sport is None or dport is None:
         return BAD_FIELDS
-    return ("valid", size, (_show(source), sport), (_show(destination), dport))
+    return ("valid", size, (_show(source), sport), (_show(destination), dport), False)
 
 
 def _decimal(text: bytes, most: int) -> int | None:
@@ -304,12 +305,27 @@ def _judge_v2(data: bytes) -> tuple[Any, ...]:
     if len(data) < 16 + length:
         return ProxyModel.MORE
     if command == 0 or transport != 1 or family not in (1, 2):
-        return ("valid", 16 + length, None, None)
+        return ("valid", 16 + length, None, None, False)
     size = 4 if family == 1 else 16
     block = data[16 : 16 + 2 * size + 4]
     ports = block[2 * size :]
     return ("valid", 16 + length, (_show(block[:size]), int.from_bytes(ports[:2], "big")),
-            (_show(block[size : 2 * size]), int.from_bytes(ports[2:], "big")))
+            (_show(block[size : 2 * size]), int.from_bytes(ports[2:], "big")),
+            _ssl_client(data[16 + 2 * size + 4 : 16 + length]))
+
+
+def _ssl_client(tlvs: bytes) -> bool:
+    """The TLVs after a TCP header's addresses: the first PP2_TYPE_SSL (0x20) field decides,
+    by its first byte's PP2_CLIENT_SSL bit, if it holds the flags and the 4-byte verify
+    result; a field that runs past the block ends the reading, and nothing is believed."""
+    while len(tlvs) >= 3:
+        kind, size = tlvs[0], int.from_bytes(tlvs[1:3], "big")
+        if size > len(tlvs) - 3:
+            return False
+        if kind == 0x20 and size >= 5:
+            return tlvs[3] & 1 == 1
+        tlvs = tlvs[3 + size :]
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,10 +530,17 @@ class Lockstep:
     def dropped(self, value: bool) -> None:
         self.main.doomed = value
 
-    def _make_twin(self, client: Addr, server: Addr) -> None:
+    def _make_twin(self, client: Addr, server: Addr, secure: bool = False) -> None:
         client, server = client or REAL_CLIENT, server or REAL_SERVER
-        self.log(f"  twin: client={client} server={server} now={self.main.now}")
+        self.log(f"  twin: client={client} server={server} secure={secure} now={self.main.now}")
         self.twin = TwinDriver(Config(), self.check, self.main.now, self.alpn, client, server)
+        if secure:
+            # TLS ended at the balancer: the scheme is https, with no tls extension.  The public
+            # constructor has no such argument, so the twin is told through the internals the
+            # PROXY header sets (the model above decided it from the bytes on its own).
+            conn = self.twin.conn
+            conn._args["secure"] = True
+            conn._proto._scheme = "https"
         if self.proxied:  # compared from now on (without PROXY, from the start)
             self.marks = (len(self.main.events), len(self.main.output), 0, 0)
 
@@ -574,7 +597,7 @@ class Lockstep:
                 self.dropped, self.rule = True, verdict[1]
             elif verdict[0] == "valid":
                 rest = self.seen[verdict[1] :]
-                self._make_twin(verdict[2], verdict[3])
+                self._make_twin(verdict[2], verdict[3], verdict[4])
                 main.awaiting = False
         if self.proxied and not main.awaiting and len(self.after) < len(PREFACE):
             self.after += rest[: len(PREFACE) - len(self.after)]

@@ -209,6 +209,8 @@ V2 = (SIG + b"\x21\x11\x00\x13" + bytes([192, 0, 2, 1, 198, 51, 100, 2]) + b"\xd
       + b"\x04\x00\x04pad!")  # a NOOP TLV after the addresses
 V2_6 = (SIG + b"\x21\x21\x00\x24" + bytes(range(16)) + bytes(15) + b"\x01" + b"\x00\x01\x00\x02")
 V2_LOCAL = SIG + b"\x20\x00\x00\x05hello"
+V2_SSL = (SIG + b"\x21\x11\x00\x14" + bytes([192, 0, 2, 1, 198, 51, 100, 2]) + b"\xdc\x04\x01\xbb"
+          + b"\x20\x00\x05\x01\x00\x00\x00\x00")  # PP2_TYPE_SSL, PP2_CLIENT_SSL: https
 V2_UNIX = SIG + b"\x21\x31\x00\xd8" + b"/a".ljust(108, b"\0") + b"/b".ljust(108, b"\0")
 ANSWER = (D_FEED, D_RECV, d_send(start(200, 5)), d_send(body(5, False, True)), d_done())
 DETECT = {
@@ -239,6 +241,7 @@ DETECT = {
     "proxy-v2-tcp6-preface": detect(None, PREFACE, proxy=header(V2_6)),
     "proxy-v2-alpn-h2": detect("h2", b"", proxy=header(V2), ending=2),
     "proxy-v2-local": detect(None, GET, proxy=header(V2_LOCAL), ops=ANSWER),
+    "proxy-v2-ssl": detect(None, GET, proxy=header(V2_SSL), ops=ANSWER),
     "proxy-v2-unix": detect(None, GET, proxy=header(V2_UNIX), ending=1),
     "proxy-generated-v2": detect(None, GET, proxy=generated(1, 1, 1, 0, 1, 2, 3, 2, 1, 3, 3,
                                                             blobs=(b"abc",)), ops=ANSWER),

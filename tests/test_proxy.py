@@ -343,3 +343,33 @@ def test_reading_what_the_parser_wants_never_takes_a_byte_past_the_header(
         got = min(want, short.pop() if short else want)  # what one recv() happened to return
         data += wire[len(data) : len(data) + got]
     assert data == header and parsed[1] == len(header)
+
+
+def ssl_tlv(client_flags: int) -> bytes:
+    """PP2_TYPE_SSL: the client flags, a 32-bit verify result, and a PP2_SUBTYPE_SSL_VERSION."""
+    value = bytes([client_flags]) + bytes(4) + b"\x21\x00\x07TLSv1.3"
+    return b"\x20" + struct.pack("!H", len(value)) + value
+
+
+@pytest.mark.parametrize(("tlvs", "scheme"), [
+    (ssl_tlv(0x01), "https"),  # PP2_CLIENT_SSL: the client spoke TLS to the balancer
+    (ssl_tlv(0x07), "https"),  # ... and sent a certificate, in this session or before
+    (b"\x04\x00\x02ab" + ssl_tlv(0x01), "https"),  # after another field
+    (ssl_tlv(0x00), "http"),  # the field, but the client did not use TLS
+    (b"", "http"),
+    (b"\x20\x00\x09" + bytes([1]) + bytes(4), "http"),  # overruns the block: not believed
+    (b"\x20\x00\x01\x01", "http"),  # too short to hold the flags and the verify result
+])
+def test_a_v2_ssl_field_makes_the_scheme_https(tlvs: bytes, scheme: str) -> None:
+    c = conn()
+    c.receive_data(v2(tlvs=tlvs) + request_bytes(), 0.0)
+    [scope] = scopes(c)
+    assert (scope["scheme"], scope["client"]) == (scheme, ("192.0.2.1", 56324))
+    assert "tls" not in scope["extensions"]  # no TLS of ours to describe
+    ws = conn()
+    ws.receive_data(v2(tlvs=tlvs) + request_bytes(headers=[
+        ("Host", "x"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]),
+        0.0)
+    [scope] = scopes(ws)
+    assert scope["scheme"] == ("wss" if scheme == "https" else "ws")
