@@ -18,8 +18,9 @@ Invariants, checked after every call (``_common.Driver`` for the first five):
   exactly [ConnectionClosed()], no byte, and nothing ever after; a valid header gives, from then
   on, call by call (app messages and timers included), exactly the events (scopes too) and
   bytes of a twin ServerConnection without PROXY created at that moment with the header's
-  addresses (the real ones for UNKNOWN, LOCAL and families other than TCP over IPv4/IPv6) and
-  fed what followed the header.
+  addresses (the real ones for UNKNOWN, LOCAL and families other than TCP over IPv4/IPv6),
+  with an https scheme when a version 2 SSL field says the client spoke TLS, and fed what
+  followed the header.
 
 The input picks the ALPN, a start (often a preface prefix), arbitrary bytes and where they are
 split; then the mode (0: no PROXY; a PROXY header generated valid, mutated, or arbitrary bytes,
