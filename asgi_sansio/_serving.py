@@ -447,6 +447,7 @@ class DriverConnection(Generic[W]):
             exc = error
             raise
         finally:
+            server.app_ended()
             conn.app_finished(sid, loop.time(), exc)
             self.flush_soon()
             del self.streams[sid]
@@ -714,6 +715,9 @@ class ServerBase(Generic[W]):
 
     def apps_running(self) -> bool:
         return self.apps > 0
+
+    def app_ended(self) -> None:
+        """Called in the app's task as ``run_app`` ends (before ``loop.changed()``)."""
 
     @property
     def port(self) -> int | None:

@@ -10,6 +10,7 @@ get wrong: routing, waking, one writer at a time, backpressure, timers, TLS, lif
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import hashlib
@@ -890,6 +891,29 @@ def test_asgi2_double_callable_app(driver: Driver) -> None:
             assert (await client.get(url(server, "/x"))).text == "asgi2 /x"
 
     driver.run(main)
+
+
+def test_an_asyncio_app_task_cancelled_before_its_first_step_leaves_the_server() -> None:
+    # App tasks leave Server.tasks from run_app's end (no done callback per request); one that
+    # is cancelled before it ever runs does not get there, and cancel_apps() must see to it.
+    from asgi_sansio.asyncio import Server
+
+    async def main() -> None:
+        server = Server(respond, port=0)
+        server.loop.bind()
+
+        async def never() -> None:
+            raise AssertionError("a cancelled task never runs")
+
+        task = asyncio.get_running_loop().create_task(never())
+        server.tasks.add(task)
+        assert server.apps_running()
+        server.cancel_apps()
+        # Woken by the task's end, not by a deadline (the bound only guards against a hang).
+        await asyncio.wait_for(server.loop.wait_until(lambda: not server.apps_running()), 5)
+        assert task.cancelled()
+
+    asyncio.run(main())
 
 
 def test_unix_socket(driver: Driver, tmp_path: Path) -> None:
