@@ -757,6 +757,9 @@ class ServerBase(Generic[W]):
             else:
                 uds = None  # not ours to remove
             self.addresses = [sock.getsockname()]
+            if self.config.proxy_protocol:  # else "empty reply" puzzles whoever tries it directly
+                logger.info("Every connection must begin with a PROXY protocol header; "
+                            "connections without one are dropped")
             yield sock
         finally:
             try:

@@ -974,7 +974,9 @@ async def addresses_app(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, json.dumps([scope["client"], scope["server"]]).encode())
 
 
-def test_proxy_protocol_headers_name_the_client(driver: Driver) -> None:
+def test_proxy_protocol_headers_name_the_client(
+    driver: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
     ipv6 = socket.inet_pton(socket.AF_INET6, "2001:db8::5"), socket.inet_pton(
         socket.AF_INET6, "2001:db8::80")
     v2 = b"\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x24" + b"".join(ipv6) + struct.pack(
@@ -997,7 +999,9 @@ def test_proxy_protocol_headers_name_the_client(driver: Driver) -> None:
             assert await client.read_all() == b""
             await client.close()
 
-    driver.run(main)
+    with caplog.at_level(logging.INFO, logger="asgi_sansio.error"):
+        driver.run(main)
+    assert "must begin with a PROXY protocol header" in caplog.text  # said once, at startup
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
