@@ -617,7 +617,7 @@ class HTTP11Connection:
             stream.body.clear()
             stream.body_bytes = 0
             if stream.resp in (Resp.INIT, Resp.HEAD):
-                self._out.append(writer.error_response(413))
+                self._out.append(writer.error_response(413, head=stream.is_head))
             self._close()
             return
         stream.body.append(data)
@@ -1222,7 +1222,7 @@ class HTTP11Connection:
                 self._body_seen, self._body_restamp = now, False  # the wait starts now
             elif stream.resp in (Resp.INIT, Resp.HEAD):
                 stream.head_bytes = None  # the app's own answer never started: 408
-                self._out.append(writer.error_response(408))
+                self._out.append(writer.error_response(408, head=stream.is_head))
                 self._close()
             else:
                 self._close()  # the response is under way: cut it (the client is too slow)

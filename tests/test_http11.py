@@ -672,6 +672,30 @@ def test_stalled_body_gets_408_and_the_app_a_disconnect() -> None:
         h.send(1, start())
 
 
+@pytest.mark.parametrize("started", [False, True])
+def test_a_408_or_413_to_head_carries_no_body(started: bool) -> None:
+    # RFC 9110 9.3.2: fuzz_detect found the body timeout's 408 to a HEAD carrying its text
+    # (with the app's head held or not), and the 413 for a body past the limit did too; a
+    # client reads such bytes as the next response.
+    for config, data, when, status in (
+        ({"body_timeout": 30.0}, b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab",
+         30.0, 408),
+        ({"max_body_size": 4}, b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked"
+         b"\r\n\r\n3\r\nabc\r\n", None, 413),
+    ):
+        h = Harness(make_conn(**config))
+        h.feed(data[: data.index(b"\r\n\r\n") + 4])
+        if started:
+            h.send(1, start(200))  # held until a body: never written
+        h.feed(data[data.index(b"\r\n\r\n") + 4 :] + (b"2\r\nde\r\n" if status == 413 else b""))
+        if when is not None:
+            h.conn.handle_timer(when)
+            h.pump()
+        [reply] = parse_responses(h.out, ["HEAD"])
+        assert reply.status == status and closed(h)
+        assert h.out.endswith(b"\r\n\r\n")  # the head alone: nothing after it
+
+
 def test_stalled_body_after_the_response_started_is_cut() -> None:
     # The app answered before reading all of it; the response is under way: no 408 can follow.
     h = Harness(make_conn(body_timeout=30.0))
