@@ -68,7 +68,9 @@ CONFIGS = (
            server_header=None, root_path="/root", ws_ping_interval=None),
 )
 STARTS = ("preface", "alpn", "h2c")
-ERROR_STATUSES = frozenset({400, 405, 408, 413, 426, 500, 501})  # 408: Config.body_timeout
+# 408: Config.body_timeout; 414 and 431: a raw HEADERS frame whose :path or header list
+# decodes past the limits (the second config's max_head_size, or any config's header count).
+ERROR_STATUSES = frozenset({400, 405, 408, 413, 414, 426, 431, 500, 501})
 
 # Request header blocks (after the pseudo-header fields every request needs).
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/")]
