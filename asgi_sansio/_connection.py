@@ -39,7 +39,7 @@ from ._errors import DriverMisuseError
 from ._events import ConnectionClosed, Event
 from ._http2 import HTTP2Connection
 from ._http11 import HTTP11Connection
-from ._proxy import ProxyHeaderError, parse_proxy_header
+from ._proxy import ProxyHeader, ProxyHeaderError, parse_proxy_header
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -82,11 +82,10 @@ class ServerConnection:
         self._early_out = b""  # the 101 of an h2c upgrade, written before HTTP/2's bytes
         self._early_events: list[Event] = []
         self._alpn = alpn
-        # The PROXY header read so far (bounded by its own format), while it is incomplete.
-        self._proxy: bytes | None = None
+        # Until the PROXY header is whole: it reads the header and answers for the protocol.
+        self._proxy: _AwaitingProxyHeader | None = None
         if self.config.proxy_protocol and tls is None:
-            self._proxy = b""
-            self._proto = _AwaitingProxyHeader(now + self.config.head_timeout)
+            self._proto = self._proxy = _AwaitingProxyHeader(now + self.config.head_timeout)
         else:
             self._start(now)
 
@@ -97,43 +96,26 @@ class ServerConnection:
             self._proto = HTTP11Connection(self.config, now=now, **self._args)
             self._sniff = b""
 
-    def _read_proxy_header(self, data: bytes, now: float) -> bytes | None:
-        """Take the PROXY header from the front of the input; return the bytes after it, or
-        None while it is incomplete or once the connection was dropped for it."""
-        if self._proto.closed:  # dropped already (its deadline passed)
-            self._proxy = None
-            return None
-        buffer = self._proxy = (self._proxy or b"") + data
-        try:
-            parsed = parse_proxy_header(buffer) if data else None
-        except ProxyHeaderError:
-            parsed = None
-            data = b""
-        if parsed is None:
-            if not data:  # invalid, or the peer left before the header was whole
-                self._proxy = None
-                assert isinstance(self._proto, _AwaitingProxyHeader)
-                self._proto.drop()
-            return None
-        header, size = parsed
+    def _proxied(self, header: ProxyHeader, now: float) -> None:
+        """The PROXY header is whole: the protocol starts with its addresses."""
         self._proxy = None
         if header.client is not None:
             self._args["client"] = header.client
             self._args["server"] = header.server
         self._args["secure"] = header.tls  # TLS ended at the balancer: https all the same
         self._start(now)
-        return buffer[size:]
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the peer; ``b""`` is end of input.  Queues output."""
         self._now = now
         if self._proxy is not None:
-            rest = self._read_proxy_header(data, now)
-            if rest is None:
+            found = self._proxy.feed(data)
+            if found is None:
                 return
-            if not rest:  # the header alone: the client's bytes are yet to come
+            header, data = found
+            self._proxied(header, now)
+            if not data:  # the header alone: the client's bytes are yet to come
                 return
-            data = rest
         sniff = self._sniff
         if sniff is not None:
             if not data:
@@ -237,19 +219,38 @@ class ServerConnection:
         """Begin a graceful close: finish in-flight work, accept no new requests, and abort
         what is left after ``Config.shutdown_timeout``.  HTTP/2 sends GOAWAY; WebSockets close
         with 1001, or 1012 when ``restart`` says the server comes back.  Queues output."""
-        self._proxy = None  # a connection still owing its PROXY header is idle: it just closes
         self._proto.shutdown(now, restart)
 
 
 class _AwaitingProxyHeader:
-    """Stands in for the protocol until the PROXY header is whole: no streams, no output, and
-    a deadline (``head_timeout`` from the connection's start) against peers that never finish
-    it.  Ending in any way drops the connection without a word, as the specification asks."""
+    """Reads the PROXY header and stands in for the protocol until it is whole: no streams,
+    no output, and a deadline (``head_timeout`` from the connection's start) against peers
+    that never finish it.  Ending in any way (a bad header, EOF, the deadline, shutdown) drops
+    the connection without a word, as the specification asks, and ignores what comes after."""
 
     def __init__(self, deadline: float) -> None:
         self._deadline = deadline
+        self._buffer = b""  # the header so far: bounded by its format (parse_proxy_header)
         self.closed = False
         self._events: list[Event] = []
+
+    def feed(self, data: bytes) -> tuple[ProxyHeader, bytes] | None:
+        """The header and the bytes after it, once it is whole; else None."""
+        if self.closed:
+            return None
+        if not data:  # the peer left before the header was whole
+            self.drop()
+            return None
+        self._buffer += data
+        try:
+            parsed = parse_proxy_header(self._buffer)
+        except ProxyHeaderError:
+            self.drop()
+            return None
+        if parsed is None:
+            return None
+        header, size = parsed
+        return header, self._buffer[size:]
 
     @property
     def wants_read(self) -> bool:
@@ -258,6 +259,7 @@ class _AwaitingProxyHeader:
     def drop(self) -> None:
         if not self.closed:
             self.closed = True
+            self._buffer = b""
             self._events.append(ConnectionClosed())
 
     def pop_events(self) -> list[Event]:
@@ -278,7 +280,8 @@ class _AwaitingProxyHeader:
         self.drop()
 
     def receive_data(self, data: bytes, now: float) -> None:
-        """Only ever called once dropped (``ServerConnection`` reads the header itself)."""
+        """Never called: ``ServerConnection`` gives the bytes to ``feed()`` while this stands
+        in (the method completes the protocol's surface for its callers' types)."""
 
     def _no_stream(self, stream_id: int, *args: object) -> Any:
         raise DriverMisuseError(f"no stream {stream_id} on this connection")

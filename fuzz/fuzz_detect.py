@@ -462,7 +462,8 @@ class ProxyDriver(Driver):
             super()._check_state()
             return
         conn, check = self.conn, self.check
-        held = len(getattr(conn, "_proxy", None) or b"")
+        waiting = getattr(conn, "_proxy", None)  # the core's stand-in, while it reads the header
+        held = len(waiting._buffer) if waiting is not None else 0
         if held > V2_MAX:
             check(False, "proxy-unbounded", f"{held} header bytes held")
         if self.closed:
